@@ -1,0 +1,41 @@
+# Everything installs into .venv; torch is pinned to the local CPU build by constraints.txt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: demo test install dev data lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+# Fashion-MNIST ships as a Debian package; install it where the files are missing.
+data:
+	@test -f $(FMNIST) || scripts/apt-install.sh dataset-fashion-mnist
+
+demo: install data
+	$(BIN)/haq demo
+
+test: dev data
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: dev
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Command-line interface (see __main__.py)."""

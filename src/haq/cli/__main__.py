@@ -1,0 +1,44 @@
+"""`haq` command line. Thin: each command parses, calls the public API, renders the result."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from haq.cli._common import console, run_command
+from haq.errors import HaqError
+
+app = typer.Typer(
+    name="haq",
+    help="Hardware-aware mixed-precision quantization: search per-layer bit widths under "
+    "latency, energy or size budgets, then fine-tune, evaluate and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Hardware-aware mixed-precision quantization (HAQ, OHQ, HGQ) for PyTorch models."""
+
+
+def _register() -> None:
+    """Attach each command group; one module per group under haq/cli/."""
+    from haq.cli import _version
+
+    app.command("version")(_version.version)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except HaqError as err:  # typed errors are the user's to fix: no traceback
+        console.print(f"[bold red]error:[/] {err}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_command(main)

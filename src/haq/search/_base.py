@@ -1,0 +1,134 @@
+"""What every search strategy sees and returns. Strategies differ only in how they pick policies.
+
+A strategy receives a ``SearchProblem`` (specs, cost table, budgets, the allowed ``BitSpace``, an
+``evaluate`` callable that scores a policy on held-out data) and returns a ``SearchResult``.
+Episodic strategies (HAQ, random) call ``evaluate`` many times and journal every episode;
+one-shot strategies (uniform, OHQ, HAWQ) call it once or not at all; training-based ones (HGQ)
+train the model themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from haq.errors import StrategyError
+from haq.policy import BitSpace, Policy
+from haq.specs import LayerSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from haq.cost import Budget, CostTable
+
+
+@dataclass
+class EvalResult:
+    """Score of one policy: held-out top-1 accuracy in percent, and how long it took."""
+
+    accuracy: float
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Evaluate = Callable[[Policy], EvalResult]
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SearchProblem:
+    """Everything a strategy may use. Strategies never mutate ``model``.
+
+    Attributes:
+        specs: quantizable layers in execution order.
+        table: per-layer cost of every (w_bits, a_bits) pair.
+        budgets: every budget the result must meet (already resolved against ``table``).
+        space: allowed bits and pinned layers.
+        evaluate: quantize + short recovery + score on the held-out split; ``None`` in
+            cost-only problems (tests, oracles).
+        float_accuracy: held-out accuracy of the float model, the reward baseline.
+        model: the float reference model (sensitivity-based and training-based strategies).
+        calibration: a few input batches (sensitivity, calibration); never the held-out split.
+        train_data: training batches (x, y) for training-based strategies such as HGQ.
+    """
+
+    specs: Sequence[LayerSpec]
+    table: CostTable
+    budgets: Sequence[Budget]
+    space: BitSpace = field(default_factory=BitSpace)
+    evaluate: Evaluate | None = None
+    float_accuracy: float | None = None
+    model: nn.Module | None = None
+    calibration: Sequence[torch.Tensor] | None = None
+    train_data: Any = None
+
+
+@dataclass
+class SearchResult:
+    """What a strategy found. ``history`` holds one dict per evaluated policy (journal records)."""
+
+    best: Policy
+    best_accuracy: float | None
+    costs: dict[str, float]
+    evaluations: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Base class of search strategies; subclasses register with ``@register_strategy``."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
+            resume: bool = False, progress: Progress | None = None) -> SearchResult:
+        """Search and return the best feasible policy.
+
+        Args:
+            seed: every random choice derives from it; same seed, same result.
+            run_dir: where to journal episodes and checkpoint state; ``None`` keeps it in memory.
+            resume: continue the run found in ``run_dir`` instead of refusing to overwrite it.
+            progress: called after each evaluation with a small dict (episode, reward, best...);
+                the CLI renders it, the library never prints.
+        """
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator: make a strategy available to ``haq.search(..., strategy=name)``."""
+
+    def decorate(cls: type[Strategy]) -> type[Strategy]:
+        cls.name = name
+        _STRATEGIES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_strategy(name: str, **params: Any) -> Strategy:
+    """Instantiate a registered strategy by name with its keyword parameters."""
+    from haq.search import _load_builtin_strategies
+
+    _load_builtin_strategies()
+    if name not in _STRATEGIES:
+        raise StrategyError(f"unknown strategy {name!r}; available: {available_strategies()}")
+    try:
+        return _STRATEGIES[name](**params)
+    except TypeError as err:
+        raise StrategyError(f"strategy {name!r} does not take these parameters: {err}") from err
+
+
+def available_strategies() -> list[str]:
+    """Names of every registered strategy, sorted."""
+    from haq.search import _load_builtin_strategies
+
+    _load_builtin_strategies()
+    return sorted(_STRATEGIES)
