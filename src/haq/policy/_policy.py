@@ -71,8 +71,9 @@ class Policy:
         if not len(w) == len(a) == len(specs):
             raise PolicyError(f"got {len(w)} weight and {len(a)} activation bit widths for "
                               f"{len(specs)} layers; give one of each per layer")
-        return cls({s.name: LayerBits(int(wb), int(ab)) for s, wb, ab in zip(specs, w, a, strict=True)},
-                   dict(provenance))
+        pairs = zip(specs, w, a, strict=True)
+        layers = {s.name: LayerBits(int(wb), int(ab)) for s, wb, ab in pairs}
+        return cls(layers, dict(provenance))
 
     # -- access -------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> LayerBits:
