@@ -26,9 +26,12 @@ def _root() -> None:
 
 def _register() -> None:
     """Attach each command group; one module per group under haq/cli/."""
-    from haq.cli import _version
+    from haq.cli import _models, _version
 
     app.command("version")(_version.version)
+    app.command("models")(_models.models)
+    app.command("specs")(_models.specs)
+    app.command("train")(_models.train)
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""Shared plumbing for benchmark scripts: machine description and a resumable results file.
+
+Every benchmark appends one JSON line per finished configuration to ``benchmarks/results/<name>
+.jsonl``. A killed or interrupted benchmark, run again, skips the configurations already there,
+so it can be run piecewise (``--only KEY`` runs a subset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform()}
+
+
+class Results:
+    """Append-only JSONL of finished configurations, keyed by a string."""
+
+    def __init__(self, name: str) -> None:
+        self.path = RESULTS_DIR / f"{name}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line from a killed run
+                    continue
+                self.records[record["key"]] = record
+
+    def done(self, key: str) -> bool:
+        return key in self.records
+
+    def add(self, key: str, **values: Any) -> dict[str, Any]:
+        record = {"key": key, "command": " ".join(sys.argv), "machine": machine(),
+                  "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **values}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.records[key] = record
+        return record
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records.values())

@@ -1,0 +1,153 @@
+"""`haq models`, `haq specs MODEL`, `haq train MODEL`: the model zoo from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from haq.cli._common import console
+
+
+def _specs_of(name: str) -> list[Any]:
+    from haq.models import create, example_input
+    from haq.specs import extract_specs
+
+    return extract_specs(create(name), example_input(name))
+
+
+def models() -> None:
+    """List the model zoo: dataset, quantizable layers, parameters, MACs, recorded accuracy."""
+    from haq.models import available, info
+
+    table = Table(title="haq model zoo")
+    for column in ("model", "dataset", "input", "layers", "params (M)", "MACs (M)",
+                   "test top-1 (%)"):
+        table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
+    for name in available():
+        meta = info(name)
+        specs = _specs_of(name)
+        accuracy = f"{meta.test_accuracy:.2f}" if meta.test_accuracy is not None else (
+            "no weights" if meta.dataset == "imagenet" else "not trained")
+        table.add_row(name, meta.dataset, "x".join(map(str, meta.input_shape)), str(len(specs)),
+                      f"{sum(s.params for s in specs) / 1e6:.3f}",
+                      f"{sum(s.macs for s in specs) / 1e6:.1f}", accuracy)
+    console.print(table)
+
+
+def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models`)")) -> None:
+    """Show every quantizable layer of MODEL in execution order, with shapes, params and MACs."""
+    layers = _specs_of(model)
+    table = Table(title=f"{model}: {len(layers)} quantizable layers")
+    for column in ("#", "name", "kind", "in ch", "out ch", "kernel", "stride", "in size",
+                   "out size", "params", "MACs"):
+        table.add_column(column, justify="left" if column in ("name", "kind") else "right")
+    for s in layers:
+        table.add_row(str(s.index), s.name, s.kind, str(s.in_channels), str(s.out_channels),
+                      f"{s.kernel[0]}x{s.kernel[1]}", str(s.stride[0]),
+                      f"{s.in_size[0]}x{s.in_size[1]}", f"{s.out_size[0]}x{s.out_size[1]}",
+                      f"{s.params:,}", f"{s.macs:,}")
+    console.print(table)
+    console.print(f"total: {sum(s.params for s in layers):,} params, "
+                  f"{sum(s.macs for s in layers):,} MACs per image")
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total} steps"),
+                    TextColumn("{task.fields[status]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def _write_outputs(out: Path, state: dict[str, Any], sidecar: dict[str, Any]) -> None:
+    import torch
+
+    from haq.runs._atomic import atomic_write, atomic_write_text
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    blob = buffer.getvalue()
+    sidecar["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    sidecar["weights_bytes"] = len(blob)
+    atomic_write(out, lambda handle: handle.write(blob))
+    side = out.with_suffix(".json")
+    atomic_write_text(side, json.dumps(sidecar, indent=2) + "\n")
+    for path in (out, side):  # atomic writes create private files; weights are for sharing
+        os.chmod(path, 0o644)
+
+
+def train(
+    model: str = typer.Argument(..., help="trainable zoo model, e.g. resnet20-fmnist"),
+    epochs: int | None = typer.Option(None, help="epochs (default: the model's recipe)"),
+    lr: float | None = typer.Option(None, help="peak learning rate (default: the recipe)"),
+    seed: int = typer.Option(0, help="seed for initialisation, data order and augmentation"),
+    out: Path | None = typer.Option(None, help="weights file; default ./MODEL.pt"),
+    data_dir: Path | None = typer.Option(None, help="directory with the dataset's IDX files"),
+    threads: int = typer.Option(2, help="torch CPU threads"),
+) -> None:
+    """Train MODEL with its recorded recipe; write weights + a JSON sidecar, report test top-1."""
+    import torch
+
+    import haq
+    from haq import data as hdata
+    from haq.errors import ConfigError
+    from haq.finetune import TrainConfig, evaluate
+    from haq.finetune import train as run_training
+    from haq.models import available, create, info
+
+    meta = info(model)
+    if not meta.recipe:
+        raise ConfigError(f"{model} is cost-only and cannot be trained; trainable models: "
+                          + ", ".join(n for n in available() if info(n).recipe))
+    torch.set_num_threads(threads)
+    recipe = {**meta.recipe, "seed": seed}
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    if lr is not None:
+        recipe["lr"] = lr
+    config = TrainConfig.from_dict(recipe)
+    splits = hdata.load(recipe.get("dataset", meta.dataset), root=data_dir)
+    net = create(model, seed=seed)
+    out = out or Path(f"{model}.pt")
+    started = time.perf_counter()
+    with _progress_bar() as bar:
+        task = bar.add_task(f"train {model}", total=None, status="")
+
+        def on_progress(event: dict[str, Any]) -> None:
+            if event["event"] == "step":
+                bar.update(task, completed=event["step"], total=event["total_steps"],
+                           status=f"epoch {event['epoch'] + 1} loss {event['loss']:.3f}")
+            else:
+                bar.console.print(
+                    f"epoch {event['epoch'] + 1}: loss {event['loss']:.4f}, train "
+                    f"{event['train_accuracy']:.2f}%, held-out {event['eval_accuracy']:.2f}%")
+
+        history = run_training(net, splits.train, config, progress=on_progress,
+                               eval_data=splits.heldout)
+    seconds = time.perf_counter() - started
+    test_accuracy = evaluate(net, splits.test)
+    sidecar = {
+        "model": model, "dataset": splits.name, "test_accuracy": round(test_accuracy, 2),
+        "heldout_accuracy": round(history["eval_accuracy"][-1], 2),
+        "recipe": {**config.to_dict(), "dataset": splits.name},
+        "command": "haq " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__, "haq": haq.__version__, "threads": threads,
+        "train_seconds": round(seconds, 1), "params": sum(p.numel() for p in net.parameters()),
+        "history": {k: [round(v, 4) for v in vals] for k, vals in history.items()
+                    if isinstance(vals, list)},
+    }
+    _write_outputs(out, net.state_dict(), sidecar)
+    console.print(f"{model}: test top-1 {test_accuracy:.2f}% after {seconds / 60:.1f} min; "
+                  f"wrote {out} and {out.with_suffix('.json')}")

@@ -1,0 +1,219 @@
+"""Budget projection: lower bits until a policy meets every budget, fairly and deterministically.
+
+HAQ's paper says "sequentially decrease the bitwidth of each layer until the constraint is
+satisfied"; the official code does it in round-robin passes from the last layer backwards, which
+cuts late layers first, can loop forever, and skips first/last pinning when the policy already
+fits (reference/haq.md section 3). The rule here is:
+
+1. **Clip into the space.** Pinned layers take their pinned bits; float (``None``) or bits above
+   the allowed maximum drop to that maximum. Nothing is ever raised except to honour a pin.
+2. **Greedy decrease.** While some budget is exceeded, lower by one bit the single operand
+   (a layer's weights or its input activations) that saves the most cost, where the saving is
+   summed over the *exceeded* budgets, each as a fraction of its limit. Ties go to the operand
+   with more bits, then to weights, then to the earlier layer. Every step removes one bit, so
+   this ends after at most sum(bits - min_bits) steps; it reaches the all-minimum policy at
+   worst, which is checked to fit up front.
+3. **Give back.** The greedy pass can overshoot. Operands that were lowered are raised again by
+   one bit at a time (never above the input), cheapest first, while every budget still holds.
+
+Guarantee (tested against brute force): the result meets every budget (cost <= limit, computed
+by the table itself), is component-wise <= the clipped input, and is *maximal*: no single
+operand can be raised by one bit towards its input value without exceeding some budget.
+It is not globally optimal in accuracy; the projection knows nothing about accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from haq.errors import BudgetInfeasibleError, PolicyError
+from haq.policy._policy import LayerBits, Policy
+from haq.policy._space import BitSpace
+from haq.specs import LayerSpec
+
+if TYPE_CHECKING:
+    from haq.cost import Budget, CostTable
+
+_FLOAT = 0  # bits value of a float operand in bit arrays (as CostTable.evaluate_arrays takes)
+
+
+def bit_indices(bits: np.ndarray) -> np.ndarray:
+    """Bits (0 = float) -> cost-array index (bits-1, float -> 8)."""
+    return np.where(bits == _FLOAT, 8, bits - 1)
+
+
+class Projector:
+    """The budget projection for one (table, budgets, space, specs), precomputed once.
+
+    Args:
+        table: the cost table every budget is measured on.
+        budgets: every budget the result must meet; resolved against ``table``.
+        space: allowed bits and pinned layers.
+        specs: the layers, in the table's order.
+
+    Raises:
+        BudgetInfeasibleError: even the all-minimum policy (pins respected) exceeds a budget.
+
+    Example:
+        >>> projector = Projector(table, budgets, space, specs)  # doctest: +SKIP
+        >>> feasible = projector.project(policy)                 # doctest: +SKIP
+    """
+
+    def __init__(self, table: CostTable, budgets: Sequence[Budget], space: BitSpace,
+                 specs: Sequence[LayerSpec]) -> None:
+        self.table, self.space, self.specs = table, space, list(specs)
+        self.metrics = [b.metric for b in budgets]
+        self.limits = np.array([float(b.resolve(table)) for b in budgets], dtype=np.float64)
+        # savings are compared as fractions of each limit; a zero limit must not divide by zero
+        self._scale = np.where(self.limits > 0, self.limits, 1.0)
+        # [metrics, layers, 9, 9]: per-layer cost of every (w, a) index pair
+        self.costs = np.zeros((len(self.metrics), len(specs), 9, 9))
+        for k, metric in enumerate(self.metrics):
+            self.costs[k] = np.asarray(table.full_array(metric), dtype=np.float64)
+        self._rows = np.arange(len(self.specs))
+        self.w_lo, self.w_hi, self.a_lo, self.a_hi = self._bounds()
+        self._check_minimum()
+
+    # -- setup --------------------------------------------------------------------------------
+    def _bounds(self) -> tuple[np.ndarray, ...]:
+        """Per-layer inclusive bit bounds (0 = float); a pinned operand has lo == hi."""
+        bounds = np.zeros((4, len(self.specs)), dtype=np.int64)
+        for i, spec in enumerate(self.specs):
+            ws, as_ = self.space.allowed(spec)
+            w = [_FLOAT if b is None else b for b in ws]
+            a = [_FLOAT if b is None else b for b in as_]
+            bounds[:, i] = (min(w), max(w), min(a), max(a))
+        return tuple(bounds)
+
+    def totals(self, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
+        """Cost of each policy in each budget's metric: [metrics, policies] for [P, L] bits.
+
+        Uses the table's own evaluation so that "<= limit" here means "<= limit" in every report.
+        """
+        w2, a2 = np.atleast_2d(w_bits), np.atleast_2d(a_bits)
+        if not self.metrics:
+            return np.zeros((0, w2.shape[0]))
+        costs = self.table.evaluate_arrays(w2, a2)
+        return np.stack([np.asarray(costs[m], dtype=np.float64) for m in self.metrics])
+
+    def _check_minimum(self) -> None:
+        low = self.totals(self.w_lo, self.a_lo)[:, 0]
+        for metric, value, limit in zip(self.metrics, low, self.limits, strict=True):
+            if value > limit:
+                raise BudgetInfeasibleError(
+                    f"{metric} budget {limit:.6g} is below the smallest achievable {metric} "
+                    f"{value:.6g} (every free layer at its minimum bits, pinned layers as pinned)"
+                    "; raise the budget, lower the minimum bits (BitSpace w_range/a_range, CLI "
+                    "--min-bits) or unpin layers")
+
+    # -- the projection -------------------------------------------------------------------------
+    def clip(self, w_bits: np.ndarray, a_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step 1: pins applied, float/too-high bits lowered to the maximum; never raises."""
+        w, a = (np.asarray(x, dtype=np.int64).copy() for x in (w_bits, a_bits))
+        if w.shape != (len(self.specs),) or a.shape != w.shape:
+            raise PolicyError(f"expected one weight and one activation bit width for each of "
+                              f"{len(self.specs)} layers, got shapes {w.shape} and {a.shape}")
+        out = []
+        for bits, lo, hi in ((w, self.w_lo, self.w_hi), (a, self.a_lo, self.a_hi)):
+            pinned = lo == hi
+            too_low = ~pinned & (bits != _FLOAT) & (bits < lo)
+            if too_low.any():
+                i = int(np.flatnonzero(too_low)[0])
+                raise PolicyError(f"layer {self.specs[i].name!r} has {int(bits[i])} bits, below "
+                                  f"the allowed minimum {int(lo[i])}; the projection only "
+                                  "lowers bits, so propose bits inside the BitSpace")
+            bits = np.where((bits == _FLOAT) | (bits > hi), hi, bits)
+            out.append(np.where(pinned, lo, bits))
+        return out[0], out[1]
+
+    def project_arrays(self, w_bits: np.ndarray, a_bits: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Project bit arrays ([layers], 0 = float) onto the budgets; see the module docstring."""
+        w, a = self.clip(w_bits, a_bits)
+        w_in, a_in = w.copy(), a.copy()
+        w, a = self._decrease(w, a)
+        return self._give_back(w, a, w_in, a_in)
+
+    def project(self, policy: Policy) -> Policy:
+        """Project a ``Policy``; the result keeps the input's provenance."""
+        w, a = self.project_arrays(*policy.arrays(self.specs))
+        layers = {s.name: LayerBits(int(wb) or None, int(ab) or None)
+                  for s, wb, ab in zip(self.specs, w, a, strict=True)}
+        return Policy(layers, dict(policy.provenance))
+
+    # -- steps 2 and 3 ----------------------------------------------------------------------------
+    def _step_costs(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """Per-layer cost [metrics, layers] at bits (w, a); bits 0 (float) is index 8."""
+        return self.costs[:, self._rows, bit_indices(w), bit_indices(a)]
+
+    def _decrease(self, w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        while True:
+            over = self.totals(w, a)[:, 0] > self.limits
+            if not over.any():
+                return w, a
+            can_w, can_a = (w > self.w_lo) & (w != _FLOAT), (a > self.a_lo) & (a != _FLOAT)
+            if not (can_w.any() or can_a.any()):  # unreachable after _check_minimum; be safe
+                raise BudgetInfeasibleError("no bit left to lower but a budget is still exceeded")
+            now = self._step_costs(w, a)
+            weight = (over / self._scale)[:, None]  # only exceeded budgets count
+            save_w = (weight * (now - self._step_costs(np.where(can_w, w - 1, w), a))).sum(0)
+            save_a = (weight * (now - self._step_costs(w, np.where(can_a, a - 1, a)))).sum(0)
+            score = np.concatenate([np.where(can_w, save_w, -np.inf),
+                                    np.where(can_a, save_a, -np.inf)])
+            bits = np.concatenate([w, a])
+            is_weight = np.repeat([1, 0], len(w))
+            layer = np.tile(self._rows, 2)
+            # lexsort: last key is primary -> score, then more bits, weights, earlier layer
+            pick = np.lexsort((layer, -is_weight, -bits, -score))[0]
+            if pick < len(w):
+                w = w.copy()
+                w[pick] -= 1
+            else:
+                a = a.copy()
+                a[pick - len(w)] -= 1
+
+    def _give_back(self, w: np.ndarray, a: np.ndarray, w_in: np.ndarray, a_in: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(w)
+        while True:
+            cand = np.flatnonzero(np.concatenate([w < w_in, a < a_in]))
+            if cand.size == 0:
+                return w, a
+            # every single raise as one policy row; the table prices them all at once
+            ws, as_ = np.tile(w, (cand.size, 1)), np.tile(a, (cand.size, 1))
+            is_w = cand < n
+            ws[is_w, cand[is_w]] += 1
+            as_[~is_w, cand[~is_w] - n] += 1
+            tot = self.totals(ws, as_)
+            ok = (tot <= self.limits[:, None]).all(axis=0)
+            if not ok.any():
+                return w, a
+            # cheapest raise first (fraction of the limits it uses), ties to the earlier operand
+            used = (tot / self._scale[:, None]).sum(axis=0)
+            best = np.flatnonzero(ok)[np.lexsort((cand[ok], used[ok]))[0]]
+            w, a = ws[best], as_[best]
+
+
+def project(policy: Policy, table: CostTable, budgets: Sequence[Budget], space: BitSpace,
+            specs: Sequence[LayerSpec]) -> Policy:
+    """Lower ``policy``'s bits until it meets every budget (one-off form of ``Projector``).
+
+    Args:
+        policy: the proposed policy; bits outside ``space`` are clipped down, pins applied.
+        table: the cost table the budgets are measured on.
+        budgets: every budget that must hold.
+        space: allowed bits and pinned layers.
+        specs: the model's layers in the table's order.
+
+    Returns:
+        A feasible policy, component-wise <= the clipped input, from which no single operand
+        can be raised by one bit without exceeding a budget.
+
+    Raises:
+        BudgetInfeasibleError: no policy in ``space`` meets the budgets.
+        PolicyError: the policy has bits below the allowed minimum or the wrong layers.
+    """
+    return Projector(table, budgets, space, specs).project(policy)

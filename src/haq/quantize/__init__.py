@@ -1,0 +1,45 @@
+"""Stage 5 of the flow: policy -> fake-quantized model.
+
+``apply_policy_(model, policy, calibration_data)`` wraps every layer the policy names in a
+fake-quant wrapper (``QuantConv1d`` / ``QuantConv2d`` / ``QuantLinear``), calibrates input
+activation ranges once, and sets the bits. A search then calls ``set_policy_`` per episode,
+which reuses the calibration statistics and a per-(layer, bits) cache of quantized weights.
+``strip_`` turns the model back into plain float layers. ``QuantConfig`` says how: per-channel
+or per-tensor linear weights or k-means weights, and the clip rule (max, MSE, KL, percentile).
+"""
+
+from haq.quantize._act import ActQuantizer
+from haq.quantize._apply import (
+    DEFAULT_CALIBRATION_BATCHES,
+    apply_policy_,
+    calibrate_,
+    prepare_,
+    quantized_layers,
+    set_policy_,
+    strip_,
+)
+from haq.quantize._config import QuantConfig
+from haq.quantize._grid import fake_quant, sqnr_db
+from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
+from haq.quantize._weight import KMeansWeightQuantizer, LinearWeightQuantizer, WeightQuantizer
+
+__all__ = [
+    "DEFAULT_CALIBRATION_BATCHES",
+    "ActQuantizer",
+    "KMeansWeightQuantizer",
+    "LinearWeightQuantizer",
+    "QuantConfig",
+    "QuantConv1d",
+    "QuantConv2d",
+    "QuantLinear",
+    "QuantModule",
+    "WeightQuantizer",
+    "apply_policy_",
+    "calibrate_",
+    "fake_quant",
+    "prepare_",
+    "quantized_layers",
+    "set_policy_",
+    "sqnr_db",
+    "strip_",
+]

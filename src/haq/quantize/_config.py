@@ -1,0 +1,141 @@
+"""QuantConfig: how weights and activations are fake-quantized. Bit widths come from the Policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Literal
+
+from haq.errors import ConfigError
+
+Granularity = Literal["per_channel", "per_tensor"]
+WeightMethod = Literal["linear", "kmeans"]
+ClipMethod = Literal["max", "mse", "kl", "percentile"]
+
+GRANULARITIES = ("per_channel", "per_tensor")
+WEIGHT_METHODS = ("linear", "kmeans")
+CLIP_METHODS = ("max", "mse", "kl", "percentile")
+CONFIG_VERSION = 1
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"QuantConfig.{name}={value!r} is not supported; choose one of "
+                          f"{', '.join(repr(a) for a in allowed)}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    bad_type = isinstance(value, bool) or not isinstance(value, int)
+    if bad_type or value < low or (high is not None and value > high):
+        upper = f" and <= {high}" if high is not None else ""
+        raise ConfigError(f"QuantConfig.{name}={value!r} must be an integer >= {low}{upper}")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How ``apply_policy_`` fake-quantizes a layer. The bit widths themselves live in the Policy.
+
+    Args:
+        weight_granularity: ``"per_channel"`` (one symmetric scale per output channel, the
+            default; it matters for depthwise layers) or ``"per_tensor"`` (one scale per layer,
+            as in the HAQ paper and official code). Only used by ``weight_method="linear"``.
+        weight_method: ``"linear"`` (uniform symmetric grid) or ``"kmeans"`` (Deep-Compression
+            style, HAQ's model-size mode: 2^b shared centroids per layer, labels fixed after
+            clustering, centroids trainable during fine-tuning).
+        weight_clip: how the weight range is chosen: ``"max"`` (max |w|), ``"mse"`` (minimum
+            squared error), ``"kl"`` (minimum KL divergence of the magnitude histogram) or
+            ``"percentile"``.
+        act_clip: the same choice for each layer's input activation, computed from the
+            calibration histogram.
+        kl_below_bits: if set, ``"kl"`` is used only for bit widths below this value and
+            ``"max"`` above it (the official code uses KL below 5 bits). ``None`` = KL always.
+        percentile: the percentile (0-100] of |x| used by the ``"percentile"`` clip.
+        act_signed: ``"auto"`` makes a layer's input grid signed when calibration saw a negative
+            value, unsigned ([0, clip]) otherwise; ``True`` / ``False`` force it.
+        learnable_clip: make the activation clip a trainable parameter (PACT) so fine-tuning
+            moves it; otherwise it stays where calibration put it.
+        kmeans_iters: Lloyd iterations of the k-means weight quantizer (official code: 3 during
+            search, 50 for the final model).
+        seed: seeds the k-means initialisation; the same seed gives the same centroids.
+
+    Example:
+        >>> cfg = QuantConfig(weight_granularity="per_tensor", act_clip="percentile")
+        >>> QuantConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    weight_granularity: Granularity = "per_channel"
+    weight_method: WeightMethod = "linear"
+    weight_clip: ClipMethod = "mse"
+    act_clip: ClipMethod = "mse"
+    kl_below_bits: int | None = None
+    percentile: float = 99.99
+    act_signed: bool | Literal["auto"] = "auto"
+    learnable_clip: bool = True
+    kmeans_iters: int = 20
+    seed: int = 0
+
+    version: ClassVar[int] = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        _check_choice("weight_granularity", self.weight_granularity, GRANULARITIES)
+        _check_choice("weight_method", self.weight_method, WEIGHT_METHODS)
+        _check_choice("weight_clip", self.weight_clip, CLIP_METHODS)
+        _check_choice("act_clip", self.act_clip, CLIP_METHODS)
+        if self.kl_below_bits is not None:
+            _check_int("kl_below_bits", self.kl_below_bits, 2, 9)
+        pct = self.percentile
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 < pct <= 100:
+            raise ConfigError(f"QuantConfig.percentile={pct!r} must be a number in (0, 100], "
+                              "e.g. 99.99")
+        if not (self.act_signed == "auto" or isinstance(self.act_signed, bool)):
+            raise ConfigError(f"QuantConfig.act_signed={self.act_signed!r} must be 'auto', "
+                              "True or False")
+        if not isinstance(self.learnable_clip, bool):
+            raise ConfigError(f"QuantConfig.learnable_clip={self.learnable_clip!r} must be "
+                              "True or False")
+        _check_int("kmeans_iters", self.kmeans_iters, 1)
+        _check_int("seed", self.seed, 0)
+
+    # -- presets ----------------------------------------------------------------------------
+    @classmethod
+    def paper(cls) -> QuantConfig:
+        """The official code's linear mode: per-tensor weights, KL clip below 5 bits, max above."""
+        return cls(weight_granularity="per_tensor", weight_method="linear", weight_clip="kl",
+                   act_clip="kl", kl_below_bits=5, act_signed="auto", learnable_clip=True)
+
+    @classmethod
+    def paper_kmeans(cls) -> QuantConfig:
+        """The official code's model-size mode: k-means weights (3 Lloyd iterations in search)."""
+        return cls(weight_method="kmeans", kmeans_iters=3)
+
+    @classmethod
+    def preset(cls, name: str) -> QuantConfig:
+        """A named configuration: ``"default"``, ``"paper"`` or ``"paper-kmeans"``."""
+        presets = {"default": cls, "paper": cls.paper, "paper-kmeans": cls.paper_kmeans}
+        if name not in presets:
+            raise ConfigError(f"unknown quantization preset {name!r}; choose one of "
+                              f"{', '.join(repr(p) for p in presets)}")
+        return presets[name]()
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict, with the format version."""
+        return {"version": CONFIG_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantConfig:
+        """Inverse of ``to_dict``; unknown keys and other versions are refused."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a QuantConfig must be read from a mapping, got {type(data)}")
+        values = dict(data)
+        version = values.pop("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"QuantConfig version {version!r} is not supported; this haq "
+                              f"reads version {CONFIG_VERSION}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown QuantConfig field(s) {unknown}; known fields are "
+                              f"{sorted(known)}")
+        return cls(**values)

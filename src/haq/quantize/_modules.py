@@ -1,0 +1,180 @@
+"""Fake-quant wrappers of nn.Conv1d, nn.Conv2d and nn.Linear.
+
+A wrapper *is* the layer it replaces (``QuantConv2d`` subclasses ``nn.Conv2d``) and holds the
+very same weight and bias ``Parameter`` objects, so ``state_dict`` keys such as
+``features.0.weight`` stay where they were, optimizers built earlier keep working, and
+``extract_specs`` on a wrapped model sees the same layers. Quantizer state lives in two child
+modules, ``weight_quant`` and ``act_quant`` (keys ``<layer>.weight_quant.*`` and
+``<layer>.act_quant.*``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the universal spelling
+from torch import nn
+
+from haq.quantize._act import ActQuantizer
+from haq.quantize._config import QuantConfig
+from haq.quantize._weight import WeightQuantizer, make_weight_quantizer
+
+
+class QuantModule(nn.Module):
+    """Behaviour shared by the wrappers; ``isinstance(m, QuantModule)`` finds them.
+
+    Attributes:
+        weight_quant: quantizer of ``weight`` (linear grid or k-means).
+        act_quant: quantizer of the layer's input activation.
+        quant_config: the ``QuantConfig`` the layer was wrapped with.
+        layer_name: module path of the layer in its model (as in ``LayerSpec.name``).
+    """
+
+    float_type: ClassVar[type[nn.Module]]
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    weight_quant: WeightQuantizer
+    act_quant: ActQuantizer
+
+    def __init__(self, *args: Any, config: QuantConfig | None = None, layer_name: str = "",
+                 seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_quant(config or QuantConfig(), layer_name, seed)
+
+    def _init_quant(self, config: QuantConfig, layer_name: str, seed: int) -> None:
+        self.quant_config = config
+        self.layer_name = layer_name
+        self.weight_quant = make_weight_quantizer(self.weight, config, seed)
+        self.act_quant = ActQuantizer(config, layer_name, device=self.weight.device,
+                                      dtype=self.weight.dtype)
+
+    # -- bits -------------------------------------------------------------------------------
+    @property
+    def w_bits(self) -> int | None:
+        """Weight bit width; ``None`` = float weights."""
+        return self.weight_quant.bits
+
+    @w_bits.setter
+    def w_bits(self, bits: int | None) -> None:
+        self.weight_quant.set_bits(bits, self.weight)
+
+    @property
+    def a_bits(self) -> int | None:
+        """Bit width of this layer's input activation; ``None`` = float input."""
+        return self.act_quant.bits
+
+    @a_bits.setter
+    def a_bits(self, bits: int | None) -> None:
+        self.act_quant.set_bits(bits)
+
+    def set_bits(self, w_bits: int | None, a_bits: int | None) -> None:
+        """Set both bit widths; quantizer state is reset to its calibrated/derived values."""
+        self.weight_quant.set_bits(w_bits, self.weight)
+        self.act_quant.set_bits(a_bits)
+
+    # -- forward ----------------------------------------------------------------------------
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the layer computes with: quantized, or the float weight if w_bits is None."""
+        return self.weight_quant(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_quant.observing:  # calibration: record the float input, compute in float
+            self.act_quant.observe(x)
+            return self._compute(x, self.weight)
+        return self._compute(self.act_quant(x), self.effective_weight())
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- conversion -------------------------------------------------------------------------
+    @classmethod
+    def _hyper(cls, module: nn.Module) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_float(cls, module: nn.Module, config: QuantConfig | None = None,
+                   layer_name: str = "", seed: int = 0) -> QuantModule:
+        """A wrapper sharing ``module``'s weight and bias Parameters; bits start as float."""
+        wrapper = cls.__new__(cls)
+        # Build the float layer on the meta device (no allocation), then adopt the Parameters.
+        cls.float_type.__init__(wrapper, **cls._hyper(module), device="meta")
+        wrapper.weight = module.weight
+        wrapper.bias = module.bias
+        wrapper._init_quant(config or QuantConfig(), layer_name, seed)
+        wrapper.train(module.training)
+        return wrapper
+
+    def to_float(self, bake: bool = False) -> nn.Module:
+        """A plain float layer sharing this layer's bias.
+
+        ``bake=False`` shares the float (latent) weight; ``bake=True`` gives it a copy of the
+        effective quantized weight instead, for deployment or export.
+        """
+        plain = self.float_type(**self._hyper(self), device="meta")
+        if bake:
+            with torch.no_grad():
+                baked = self.effective_weight().detach().clone()
+            plain.weight = nn.Parameter(baked, requires_grad=self.weight.requires_grad)
+        else:
+            plain.weight = self.weight
+        plain.bias = self.bias
+        plain.train(self.training)
+        return plain
+
+    def _quant_repr(self) -> str:
+        return f"w_bits={self.w_bits}, a_bits={self.a_bits}"
+
+
+def _conv_hyper(module: nn.Module) -> dict[str, Any]:
+    return dict(in_channels=module.in_channels, out_channels=module.out_channels,
+                kernel_size=module.kernel_size, stride=module.stride, padding=module.padding,
+                dilation=module.dilation, groups=module.groups, bias=module.bias is not None,
+                padding_mode=module.padding_mode, dtype=module.weight.dtype)
+
+
+class _QuantConv(QuantModule):
+    @classmethod
+    def _hyper(cls, module: nn.Module) -> dict[str, Any]:
+        return _conv_hyper(module)
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, weight, self.bias)  # type: ignore[attr-defined]
+
+
+class QuantConv1d(_QuantConv, nn.Conv1d):
+    """Fake-quantized ``nn.Conv1d``; build with ``QuantConv1d.from_float(conv, config)``."""
+
+    float_type = nn.Conv1d
+
+    def extra_repr(self) -> str:
+        return f"{nn.Conv1d.extra_repr(self)}, {self._quant_repr()}"
+
+
+class QuantConv2d(_QuantConv, nn.Conv2d):
+    """Fake-quantized ``nn.Conv2d``; build with ``QuantConv2d.from_float(conv, config)``."""
+
+    float_type = nn.Conv2d
+
+    def extra_repr(self) -> str:
+        return f"{nn.Conv2d.extra_repr(self)}, {self._quant_repr()}"
+
+
+class QuantLinear(QuantModule, nn.Linear):
+    """Fake-quantized ``nn.Linear``; build with ``QuantLinear.from_float(linear, config)``."""
+
+    float_type = nn.Linear
+
+    @classmethod
+    def _hyper(cls, module: nn.Module) -> dict[str, Any]:
+        return dict(in_features=module.in_features, out_features=module.out_features,
+                    bias=module.bias is not None, dtype=module.weight.dtype)
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{nn.Linear.extra_repr(self)}, {self._quant_repr()}"
+
+
+WRAPPERS: tuple[type[QuantModule], ...] = (QuantConv1d, QuantConv2d, QuantLinear)

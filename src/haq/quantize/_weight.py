@@ -1,0 +1,216 @@
+"""Weight quantizers: linear (uniform symmetric grid) and k-means (shared centroids).
+
+Both cache, per bit width, what ``set_bits`` derives from the float weight (the clip, or the
+labels and centroids) together with the resulting quantized weight, so setting a layer to a bit
+width it has had before costs a copy of a few numbers. The cache belongs to one float weight:
+when the weight's storage or version counter changes, its values are compared with a snapshot
+and the cache is dropped if they differ. Restoring the same values (``load_state_dict`` of a
+saved copy, as a search does between episodes) therefore keeps the cache.
+
+Forward passes in train mode, or whenever autograd needs the weight's gradient, never use a
+cache: they quantize the live weight through the straight-through estimator.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from haq.policy import MAX_BITS
+from haq.quantize._clip import weight_clip
+from haq.quantize._config import QuantConfig
+from haq.quantize._grid import fake_quant, fake_quant_ste
+from haq.quantize._kmeans import kmeans_1d
+
+
+def tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """Identity of a tensor's current contents, as far as torch tracks it without reading it.
+
+    In-place edits under ``torch.no_grad()`` (optimizers, ``load_state_dict``) bump the version
+    counter; edits through ``.data`` do not, so code that edits weights that way must call
+    ``clear_cache()``.
+    """
+    return (t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape), t.stride())
+
+
+def layer_seed(seed: int, name: str) -> int:
+    """A per-layer seed that is stable across processes (``hash`` of a str is not)."""
+    return (seed * 0x9E3779B1 + zlib.crc32(name.encode())) % (1 << 62)
+
+
+@dataclass
+class _Entry:
+    """What ``set_bits`` derived for one bit width: quantizer state and the quantized weight."""
+
+    state: tuple[torch.Tensor, ...]
+    qweight: torch.Tensor
+
+
+class WeightQuantizer(nn.Module):
+    """Base class: bit width, per-bits cache keyed on the float weight, eval-time slot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bits: int | None = None
+        self._cache: dict[int, _Entry] = {}
+        self._source: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self._slot: tuple[tuple[Any, ...], torch.Tensor] | None = None
+
+    def clear_cache(self) -> None:
+        """Forget everything derived from the float weight (call after editing it via .data)."""
+        self._cache.clear()
+        self._source = None
+        self._slot = None
+
+    def set_bits(self, bits: int | None, weight: torch.Tensor) -> None:
+        """Quantize ``weight`` to ``bits`` (``None`` = float) from now on."""
+        self.bits = bits
+        self._slot = None
+        if bits is None:
+            return
+        self._check_source(weight)
+        entry = self._cache.get(bits)
+        if entry is None:
+            entry = self._derive(weight, bits)
+            self._cache[bits] = entry
+        with torch.no_grad():
+            self._load_state(entry.state)
+        self._slot = (self._eval_key(weight), entry.qweight)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.bits is None:
+            return weight
+        if self.training or (torch.is_grad_enabled() and self._needs_grad(weight)):
+            return self._quantize_live(weight, self.bits)
+        key = self._eval_key(weight)
+        if self._slot is None or self._slot[0] != key:
+            with torch.no_grad():
+                self._slot = (key, self._quantize_live(weight, self.bits))
+        return self._slot[1]
+
+    def _check_source(self, weight: torch.Tensor) -> None:
+        key = tensor_key(weight)
+        if self._source is not None:
+            old_key, snapshot = self._source
+            if old_key == key:
+                return
+            same_layout = (snapshot.shape == weight.shape and snapshot.dtype == weight.dtype
+                           and snapshot.device == weight.device)
+            if same_layout and torch.equal(snapshot, weight.detach()):
+                self._source = (key, snapshot)
+                return
+        self._cache.clear()
+        self._source = (key, weight.detach().clone())
+
+    # -- implemented by subclasses -----------------------------------------------------------
+    def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
+        raise NotImplementedError
+
+    def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
+        raise NotImplementedError
+
+    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _needs_grad(self, weight: torch.Tensor) -> bool:
+        raise NotImplementedError
+
+    def _quantize_live(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LinearWeightQuantizer(WeightQuantizer):
+    """Symmetric uniform grid; one clip per output channel or per tensor (buffer ``clip``).
+
+    The clip is chosen by ``set_bits`` from the float weight and then held fixed, so
+    fine-tuning trains the weights against a stable grid (the official code does the same).
+    """
+
+    def __init__(self, weight: torch.Tensor, config: QuantConfig) -> None:
+        super().__init__()
+        self.per_channel = config.weight_granularity == "per_channel"
+        self.method = config.weight_clip
+        self.percentile = config.percentile
+        self.kl_below_bits = config.kl_below_bits
+        rows = weight.shape[0] if self.per_channel else 1
+        self.register_buffer("clip", torch.ones(rows, dtype=weight.dtype, device=weight.device))
+
+    def _clip_view(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.clip.reshape((-1,) + (1,) * (weight.dim() - 1))
+
+    def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
+        clip = weight_clip(weight, bits, self.method, self.per_channel, self.percentile,
+                           self.kl_below_bits).to(self.clip.dtype)
+        view = clip.reshape((-1,) + (1,) * (weight.dim() - 1))
+        return _Entry((clip,), fake_quant(weight.detach(), view, bits, True))
+
+    def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
+        self.clip.copy_(state[0])
+
+    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
+        return (self.bits, tensor_key(weight), tensor_key(self.clip))
+
+    def _needs_grad(self, weight: torch.Tensor) -> bool:
+        return weight.requires_grad
+
+    def _quantize_live(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        return fake_quant_ste(weight, self._clip_view(weight), bits, True)
+
+    def extra_repr(self) -> str:
+        scope = "per_channel" if self.per_channel else "per_tensor"
+        return f"bits={self.bits}, {scope}, clip={self.method}"
+
+
+class KMeansWeightQuantizer(WeightQuantizer):
+    """2^b shared values per layer: ``labels`` (fixed) index trainable ``centroids``.
+
+    The effective weight is ``centroids[labels]``; its gradient reaches each centroid as the
+    sum over the weights that share it, so shared weights stay shared after any optimizer step
+    (Deep Compression's centroid fine-tuning). The float weight is not used while quantized.
+    """
+
+    def __init__(self, weight: torch.Tensor, config: QuantConfig, seed: int) -> None:
+        super().__init__()
+        self.iters = config.kmeans_iters
+        self.seed = seed
+        labels = torch.zeros_like(weight, dtype=torch.uint8)
+        self.register_buffer("labels", labels)
+        self.centroids = nn.Parameter(
+            torch.zeros(1 << MAX_BITS, dtype=weight.dtype, device=weight.device))
+
+    def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
+        generator = torch.Generator().manual_seed((self.seed * 16 + bits) % (1 << 62))
+        centroids, labels = kmeans_1d(weight, 1 << bits, self.iters, generator)
+        centroids = centroids.to(self.centroids.dtype).to(weight.device)
+        labels = labels.to(torch.uint8).to(weight.device)
+        return _Entry((labels, centroids), centroids[labels.long()])
+
+    def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
+        labels, centroids = state
+        self.labels.copy_(labels)
+        self.centroids.zero_()
+        self.centroids[: centroids.numel()].copy_(centroids)
+
+    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
+        return (self.bits, tensor_key(self.centroids), tensor_key(self.labels))
+
+    def _needs_grad(self, weight: torch.Tensor) -> bool:
+        return self.centroids.requires_grad
+
+    def _quantize_live(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        return self.centroids[self.labels.long()]
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, kmeans, iters={self.iters}"
+
+
+def make_weight_quantizer(weight: torch.Tensor, config: QuantConfig,
+                          seed: int) -> WeightQuantizer:
+    """The weight quantizer ``config.weight_method`` asks for."""
+    if config.weight_method == "kmeans":
+        return KMeansWeightQuantizer(weight, config, seed)
+    return LinearWeightQuantizer(weight, config)

@@ -1,0 +1,18 @@
+"""Report: per-layer bit chart, search curves, cost breakdown vs W8A8, summary table."""
+
+from haq.report._page import SummaryRow, write_report
+from haq.report._plots import (
+    layer_role,
+    plot_cost_breakdown,
+    plot_policy_bits,
+    plot_search_curves,
+)
+
+__all__ = [
+    "SummaryRow",
+    "layer_role",
+    "plot_cost_breakdown",
+    "plot_policy_bits",
+    "plot_search_curves",
+    "write_report",
+]

@@ -1,0 +1,256 @@
+"""The episode loop shared by episodic strategies (haq, random, uniform), journal and resume.
+
+One episode: the proposer ``ask``s for bits, the projection makes them feasible, the policy is
+evaluated (or found in the cache), the proposer is ``tell``-ed the outcome, the journal gets one
+line, and every ``checkpoint_every`` episodes the proposer state is checkpointed.
+
+Resume is exact by construction. The checkpoint is written only after the journal line, so a
+killed run has a checkpoint at episode c and journal lines for episodes 0..n-1 with n >= c.
+Resuming loads the checkpoint, then *replays* episodes c..n-1: the proposer asks again (its
+restored RNG gives the same bits), the stored outcome is told instead of re-evaluating, and only
+then do new episodes start. Proposers must therefore be deterministic functions of their state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from haq.errors import RunError
+from haq.policy import Policy, Projector
+from haq.runs import BEST, RunStore
+from haq.search._base import Progress, SearchProblem, SearchResult
+from haq.specs import LayerSpec
+
+FAILURE_LIMIT = 5  # this many failed episodes in a row means a broken evaluator: stop
+
+
+@dataclass
+class Proposal:
+    """Bits one episode proposes (0 = float), the raw actions behind them, and small facts."""
+
+    w_bits: np.ndarray
+    a_bits: np.ndarray
+    raw: list[float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Proposer(Protocol):
+    """What an episodic strategy implements. Everything it remembers is in ``state_dict``."""
+
+    def ask(self, episode: int) -> Proposal: ...
+
+    def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
+             record: dict[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def bits_to_json(bits: np.ndarray) -> list[int | None]:
+    return [int(b) or None for b in bits]
+
+
+def bits_from_json(bits: Sequence[int | None]) -> np.ndarray:
+    return np.array([b or 0 for b in bits], dtype=np.int64)
+
+
+def policy_from_bits(specs: Sequence[LayerSpec], w: np.ndarray, a: np.ndarray,
+                     **provenance: Any) -> Policy:
+    from haq.policy import LayerBits
+
+    layers = {s.name: LayerBits(int(wb) or None, int(ab) or None)
+              for s, wb, ab in zip(specs, w, a, strict=True)}
+    return Policy(layers, dict(provenance))
+
+
+@dataclass
+class EpisodeLoop:
+    """Runs ``episodes`` episodes of ``proposer`` on ``problem``.
+
+    Args:
+        problem: the search problem; ``problem.evaluate`` scores policies.
+        strategy: strategy name (journal provenance, resume identity).
+        settings: the strategy's JSON-able settings (compared on resume, except ``episodes``).
+        reward_scale: HAQ's lambda: reward = reward_scale * (accuracy - float accuracy).
+        checkpoint_every: checkpoint the proposer every k episodes (and at the end).
+    """
+
+    problem: SearchProblem
+    strategy: str
+    settings: dict[str, Any]
+    reward_scale: float = 0.1
+    checkpoint_every: int = 1
+
+    def __post_init__(self) -> None:
+        p = self.problem
+        self.projector = Projector(p.table, p.budgets, p.space, p.specs)
+        self.float_accuracy = 0.0 if p.float_accuracy is None else float(p.float_accuracy)
+
+    # -- one episode ----------------------------------------------------------------------------
+    def costs(self, w: np.ndarray, a: np.ndarray) -> dict[str, float]:
+        costs = self.problem.table.evaluate_arrays(w[None], a[None])
+        return {m: float(np.asarray(v).reshape(-1)[0]) for m, v in costs.items()}
+
+    def _evaluate(self, policy: Policy, key: tuple, cache: dict[tuple, float]
+                  ) -> dict[str, Any]:
+        if key in cache:
+            return {"state": "complete", "accuracy": cache[key], "cached": True, "error": None,
+                    "seconds": 0.0}
+        if self.problem.evaluate is None:
+            raise RunError("this search problem has no evaluate function; episodic strategies "
+                           "need one to score policies")
+        start = time.perf_counter()
+        try:
+            result = self.problem.evaluate(policy)
+            accuracy = float(result.accuracy)
+            if not np.isfinite(accuracy):
+                raise ValueError(f"evaluation returned accuracy {accuracy}")
+        except Exception as err:  # a failing episode is recorded and the search goes on
+            return {"state": "failed", "accuracy": None, "cached": False,
+                    "error": f"{type(err).__name__}: {err}",
+                    "seconds": time.perf_counter() - start}
+        return {"state": "complete", "accuracy": accuracy, "cached": False, "error": None,
+                "seconds": time.perf_counter() - start}
+
+    def _record(self, episode: int, proposal: Proposal, w: np.ndarray, a: np.ndarray,
+                outcome: dict[str, Any]) -> dict[str, Any]:
+        accuracy = outcome["accuracy"]
+        reward = None if accuracy is None else self.reward_scale * (accuracy
+                                                                    - self.float_accuracy)
+        return {
+            "episode": episode, "state": outcome["state"], "raw": proposal.raw,
+            "proposed": {"w_bits": bits_to_json(proposal.w_bits),
+                         "a_bits": bits_to_json(proposal.a_bits)},
+            "policy": {"w_bits": bits_to_json(w), "a_bits": bits_to_json(a)},
+            "costs": self.costs(w, a), "accuracy": accuracy, "reward": reward,
+            "cached": outcome["cached"], "error": outcome["error"],
+            "seconds": outcome["seconds"], **proposal.info,
+        }
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, proposer: Proposer, episodes: int, *, seed: int, run_dir: Path | None,
+            resume: bool, progress: Progress | None) -> SearchResult:
+        store = self._open(run_dir, seed, resume)
+        records = store.journal.read() if store else []
+        start = 0
+        if store and (state := store.load_checkpoint()) is not None:
+            start = int(state["episode"])
+            proposer.load_state_dict(state["proposer"])
+        if start > len(records):
+            raise RunError(f"checkpoint is at episode {start} but the journal has only "
+                           f"{len(records)} lines; the journal was truncated by hand")
+        history = list(records[:start])
+        cache = {self._key(r): r["accuracy"] for r in history if r["state"] == "complete"}
+        clock, failures = time.perf_counter(), 0
+        for episode in range(start, episodes):
+            t0 = time.perf_counter()
+            proposal = proposer.ask(episode)
+            t1 = time.perf_counter()
+            w, a = self.projector.project_arrays(proposal.w_bits, proposal.a_bits)
+            t2 = time.perf_counter()
+            replay = episode < len(records)
+            if replay:
+                record = self._check_replay(records[episode], episode, w, a)
+            else:
+                policy = policy_from_bits(self.problem.specs, w, a)
+                outcome = self._evaluate(policy, (*w, *a), cache)
+                record = self._record(episode, proposal, w, a, outcome)
+            t3 = time.perf_counter()
+            proposer.tell(episode, proposal, (w, a), record)
+            if not replay:
+                record["agent_seconds"] = (t1 - t0) + (time.perf_counter() - t3)
+                record["project_seconds"] = t2 - t1
+            if record["state"] == "complete":
+                cache[self._key(record)] = record["accuracy"]
+            history.append(record)
+            failures = failures + 1 if record["state"] == "failed" else 0
+            if store and not replay:
+                store.journal.append(record)
+            if store and ((episode + 1) % self.checkpoint_every == 0 or episode + 1 == episodes):
+                store.save_checkpoint({"episode": episode + 1, "proposer": proposer.state_dict()})
+            if failures >= FAILURE_LIMIT and not replay:
+                raise RunError(f"the last {failures} episodes all failed; last error: "
+                               f"{record['error']}. Fix the evaluation and rerun with resume")
+            self._report(progress, record, history, episodes)
+        result = self._result(history, time.perf_counter() - clock)
+        if store:
+            store.write_json(BEST, result.best.to_dict())
+        return result
+
+    # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _key(record: dict[str, Any]) -> tuple:
+        pol = record["policy"]
+        return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
+
+    def _check_replay(self, record: dict[str, Any], episode: int, w: np.ndarray,
+                      a: np.ndarray) -> dict[str, Any]:
+        if record.get("episode") != episode or self._key(record) != (*w, *a):
+            raise RunError(f"journal line {episode + 1} does not match what this run proposes "
+                           "for that episode (the code, data or settings changed since the run "
+                           "started); choose another run directory")
+        return record
+
+    def _open(self, run_dir: Path | None, seed: int, resume: bool) -> RunStore | None:
+        if run_dir is None:
+            return None
+        p = self.problem
+        budgets = [{"metric": m, "limit": float(v)}
+                   for m, v in zip(self.projector.metrics, self.projector.limits, strict=True)]
+        identity = {
+            "strategy": self.strategy, "seed": seed,
+            "settings": {k: v for k, v in self.settings.items() if k != "episodes"},
+            "layers": [s.name for s in p.specs], "budgets": budgets,
+            "space": _space_dict(p.space), "reward_scale": self.reward_scale,
+            "float_accuracy": p.float_accuracy,
+            **{k: v for k, v in p.provenance.items() if k in ("table_hash", "model")},
+        }
+        info = {"settings": self.settings, "problem": p.provenance,
+                "specs": [s.to_dict() for s in p.specs]}
+        return RunStore.open(run_dir, identity, resume=resume, info=info)
+
+    def _report(self, progress: Progress | None, record: dict[str, Any],
+                history: list[dict[str, Any]], episodes: int) -> None:
+        if progress is None:
+            return
+        best = _best(history)
+        progress({"episode": record["episode"], "episodes": episodes, "state": record["state"],
+                  "reward": record["reward"], "accuracy": record["accuracy"],
+                  "costs": record["costs"],
+                  "best_reward": None if best is None else best["reward"],
+                  "best_accuracy": None if best is None else best["accuracy"],
+                  "best_costs": None if best is None else best["costs"],
+                  "sigma": record.get("sigma")})
+
+    def _result(self, history: list[dict[str, Any]], seconds: float) -> SearchResult:
+        best = _best(history)
+        if best is None:
+            raise RunError("every episode failed, so there is no best policy; see the "
+                           "journal's 'error' fields")
+        w, a = bits_from_json(best["policy"]["w_bits"]), bits_from_json(best["policy"]["a_bits"])
+        policy = policy_from_bits(self.problem.specs, w, a, strategy=self.strategy,
+                                  episode=best["episode"], reward=best["reward"],
+                                  accuracy=best["accuracy"], costs=best["costs"],
+                                  **self.problem.provenance)
+        evaluations = sum(1 for r in history if not r.get("cached"))
+        return SearchResult(best=policy, best_accuracy=best["accuracy"], costs=best["costs"],
+                            evaluations=evaluations, seconds=seconds, history=history)
+
+
+def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Highest reward among complete episodes; the earliest wins a tie."""
+    done = [r for r in history if r["state"] == "complete"]
+    return max(done, key=lambda r: (r["reward"], -r["episode"])) if done else None
+
+
+def _space_dict(space: Any) -> dict[str, Any]:
+    return {"w_range": list(space.w_range), "a_range": list(space.a_range),
+            "pinned": {k: [v.w_bits, v.a_bits] for k, v in sorted(space.pinned.items())},
+            "weights_only": space.weights_only, "fixed_a_bits": space.fixed_a_bits}

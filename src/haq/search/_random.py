@@ -1,0 +1,65 @@
+"""The ``random`` strategy: uniform-random bits per operand, projected onto the budgets.
+
+The baseline HAQ must beat: same episode count, same projection, same evaluation and reward,
+no learning (it is HAQ's warm-up phase run for the whole search).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from haq.errors import ConfigError
+from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
+from haq.search._episodic import EpisodeLoop, Proposal
+
+
+class RandomProposer:
+    """Independent uniform bits in each free operand's [min, max]; state is one Generator."""
+
+    def __init__(self, loop: EpisodeLoop, seed: int) -> None:
+        p = loop.projector
+        self.lo = np.concatenate([p.w_lo, p.a_lo])
+        self.hi = np.concatenate([p.w_hi, p.a_hi])
+        self.rng = np.random.default_rng(seed)
+
+    def ask(self, episode: int) -> Proposal:
+        bits = self.rng.integers(self.lo, self.hi, endpoint=True)
+        bits = np.where(self.lo == self.hi, self.lo, bits)  # pins (and float pins) stay as set
+        n = len(bits) // 2
+        return Proposal(bits[:n], bits[n:], raw=None, info={"phase": "random"})
+
+    def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
+             record: dict[str, Any]) -> None:
+        """Random search learns nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = json.loads(state["rng"])
+
+
+@register_strategy("random")
+class RandomStrategy(Strategy):
+    """Random feasible policies, scored like HAQ's episodes.
+
+    Args:
+        episodes: how many policies to draw and evaluate.
+        reward_scale: lambda of the reward (kept equal to HAQ's for comparable journals).
+    """
+
+    def __init__(self, episodes: int = 300, reward_scale: float = 0.1) -> None:
+        if episodes < 1:
+            raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        self.episodes, self.reward_scale = int(episodes), float(reward_scale)
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
+            resume: bool = False, progress: Progress | None = None) -> SearchResult:
+        settings = {"episodes": self.episodes}
+        loop = EpisodeLoop(problem, self.name, settings, reward_scale=self.reward_scale)
+        return loop.run(RandomProposer(loop, seed), self.episodes, seed=seed, run_dir=run_dir,
+                        resume=resume, progress=progress)

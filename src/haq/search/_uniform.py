@@ -1,0 +1,106 @@
+"""The ``uniform`` strategy: the best single (w_bits, a_bits) for all free layers (PACT-style).
+
+Candidates are the uniform pairs that meet every budget and are maximal (no feasible pair has
+at least as many bits in both operands and more in one). The ``top_k`` candidates with the most
+bits are evaluated and the most accurate wins; without an evaluator the one with the most bits
+(weights first on a tie) wins unevaluated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from haq.errors import BudgetInfeasibleError, ConfigError
+from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
+from haq.search._episodic import EpisodeLoop, Proposal, policy_from_bits
+
+
+def uniform_candidates(loop: EpisodeLoop) -> list[tuple[int, int]]:
+    """Feasible, maximal uniform (w, a) pairs, most bits first (0 = float activations)."""
+    p = loop.projector
+    free_w, free_a = p.w_lo < p.w_hi, p.a_lo < p.a_hi
+    w_choices = range(int(p.w_lo[free_w].min()), int(p.w_hi[free_w].max()) + 1) \
+        if free_w.any() else [0]
+    a_choices = range(int(p.a_lo[free_a].min()), int(p.a_hi[free_a].max()) + 1) \
+        if free_a.any() else [0]
+    feasible = []
+    for wb in w_choices:
+        for ab in a_choices:
+            w, a = _fill(p.w_lo, p.w_hi, wb), _fill(p.a_lo, p.a_hi, ab)
+            if (p.totals(w, a)[:, 0] <= p.limits).all():
+                feasible.append((wb, ab))
+    maximal = [c for c in feasible
+               if not any(o != c and o[0] >= c[0] and o[1] >= c[1] for o in feasible)]
+    return sorted(maximal, key=lambda c: (-(c[0] + c[1]), -c[0]))
+
+
+def _fill(lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+    """``bits`` for free operands (clipped to each layer's range); pinned ones keep their pin."""
+    return np.where(lo == hi, lo, np.clip(bits, lo, hi)) if bits else lo.copy()
+
+
+class UniformProposer:
+    """Proposes the candidates in order; holds no random state."""
+
+    def __init__(self, loop: EpisodeLoop, candidates: list[tuple[int, int]]) -> None:
+        self.loop, self.candidates = loop, candidates
+
+    def ask(self, episode: int) -> Proposal:
+        p = self.loop.projector
+        wb, ab = self.candidates[episode]
+        return Proposal(_fill(p.w_lo, p.w_hi, wb), _fill(p.a_lo, p.a_hi, ab),
+                        info={"phase": "uniform", "uniform": [wb or None, ab or None]})
+
+    def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
+             record: dict[str, Any]) -> None:
+        """Nothing to learn."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Stateless."""
+
+
+@register_strategy("uniform")
+class UniformStrategy(Strategy):
+    """Best uniform bit width under the budgets: the fixed-precision (PACT) baseline.
+
+    Args:
+        top_k: how many of the highest-bit feasible candidates to evaluate.
+        episodes: accepted for a uniform call signature; ignored (see ``top_k``).
+        reward_scale: lambda of the reward recorded in the journal.
+    """
+
+    def __init__(self, top_k: int = 3, episodes: int | None = None,
+                 reward_scale: float = 0.1) -> None:
+        if top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        self.top_k, self.reward_scale = int(top_k), float(reward_scale)
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
+            resume: bool = False, progress: Progress | None = None) -> SearchResult:
+        loop = EpisodeLoop(problem, self.name, {"top_k": self.top_k},
+                           reward_scale=self.reward_scale)
+        candidates = uniform_candidates(loop)
+        if not candidates:
+            raise BudgetInfeasibleError(
+                "no uniform bit width meets every budget (mixed precision may still fit); "
+                "raise the budget or search with strategy 'haq'")
+        candidates = candidates[: self.top_k]
+        if problem.evaluate is None:
+            return _unevaluated(loop, candidates[0])
+        return loop.run(UniformProposer(loop, candidates), len(candidates), seed=seed,
+                        run_dir=run_dir, resume=resume, progress=progress)
+
+
+def _unevaluated(loop: EpisodeLoop, pair: tuple[int, int]) -> SearchResult:
+    p = loop.projector
+    w, a = _fill(p.w_lo, p.w_hi, pair[0]), _fill(p.a_lo, p.a_hi, pair[1])
+    costs = loop.costs(w, a)
+    policy = policy_from_bits(loop.problem.specs, w, a, strategy="uniform",
+                              **loop.problem.provenance)
+    return SearchResult(best=policy, best_accuracy=None, costs=costs, evaluations=0, seconds=0.0)

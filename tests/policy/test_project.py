@@ -1,0 +1,232 @@
+"""Budget projection: feasible, never raises a bit, maximal, deterministic, pins honoured.
+
+Maximality is checked by brute force: with cost tables monotone in bits, "no single operand can
+be raised by one bit" is the same as "no feasible policy lies component-wise between the result
+and the input" (any such policy would make one single raise feasible too).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haq.errors import BudgetInfeasibleError, PolicyError
+from haq.policy import BitSpace, LayerBits, Policy
+from haq.policy._project import Projector, project
+from haq.specs import LayerSpec
+
+
+class ArrayTable:
+    """Minimal cost table over hand-made [layers, 9, 9] arrays (index = bits-1, float = 8)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def full_array(self, metric: str) -> np.ndarray:
+        return self.arrays[metric]
+
+    def evaluate_arrays(self, w: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+        w, a = np.atleast_2d(w), np.atleast_2d(a)
+        wi, ai = np.where(w == 0, 8, w - 1), np.where(a == 0, 8, a - 1)
+        rows = np.arange(w.shape[1])
+        return {m: arr[rows, wi, ai].sum(axis=-1) for m, arr in self.arrays.items()}
+
+
+class Limit:
+    """An absolute budget."""
+
+    def __init__(self, metric: str, limit: float) -> None:
+        self.metric, self.limit = metric, limit
+
+    def resolve(self, table: ArrayTable) -> float:
+        return self.limit
+
+
+def make_specs(n: int) -> list[LayerSpec]:
+    return [LayerSpec(name=f"l{i}", index=i, kind="conv", in_channels=4, out_channels=4,
+                      kernel=(3, 3), stride=(1, 1), padding=(1, 1), groups=1, in_size=(8, 8),
+                      out_size=(8, 8), params=144, macs=9216) for i in range(n)]
+
+
+def monotone_table(rng: np.random.Generator, layers: int, integer: bool = True) -> np.ndarray:
+    """Costs non-decreasing in both bit indices; float (index 8) dearer than 8 bits."""
+    steps = rng.integers(0, 5, size=(layers, 9, 9)) if integer else rng.random((layers, 9, 9))
+    return np.cumsum(np.cumsum(steps, axis=1), axis=2).astype(np.float64)
+
+
+def all_policies(lo_w, hi_w, lo_a, hi_a):
+    ranges = [range(lo, hi + 1) for lo, hi in zip(lo_w, hi_w, strict=True)]
+    ranges += [range(lo, hi + 1) for lo, hi in zip(lo_a, hi_a, strict=True)]
+    return np.array(list(itertools.product(*ranges)), dtype=np.int64)
+
+
+@st.composite
+def problems(draw):
+    layers = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    metrics = draw(st.integers(1, 2))
+    w_lo = draw(st.integers(1, 7))
+    a_lo = draw(st.integers(1, 7))
+    w_range = (w_lo, draw(st.integers(w_lo, min(8, w_lo + 3))))
+    a_range = (a_lo, draw(st.integers(a_lo, min(8, a_lo + 3))))
+    pin = draw(st.sampled_from([None, *range(layers)]))
+    rng = np.random.default_rng(seed)
+    arrays = {f"m{k}": monotone_table(rng, layers) for k in range(metrics)}
+    specs = make_specs(layers)
+    pins = {} if pin is None else {specs[pin].name: LayerBits(w_range[1], a_range[0])}
+    space = BitSpace(w_range, a_range, pins)
+    w_in = rng.integers(w_range[0], 9, size=layers)
+    a_in = rng.integers(a_range[0], 9, size=layers)
+    fractions = draw(st.lists(st.floats(0.0, 1.2), min_size=metrics, max_size=metrics))
+    return arrays, specs, space, w_in, a_in, fractions
+
+
+def _projector(arrays, specs, space, fractions):
+    table = ArrayTable(arrays)
+    free = Projector(table, [], space, specs)  # no budget: only used for its bounds
+    low = {m: table.evaluate_arrays(free.w_lo, free.a_lo)[m][0] for m in arrays}
+    high = {m: table.evaluate_arrays(free.w_hi, free.a_hi)[m][0] for m in arrays}
+    budgets = [Limit(m, low[m] + f * (high[m] - low[m]))
+               for m, f in zip(arrays, fractions, strict=True)]
+    return Projector(table, budgets, space, specs), table
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_projection_is_feasible_lower_and_maximal(problem) -> None:
+    arrays, specs, space, w_in, a_in, fractions = problem
+    proj, table = _projector(arrays, specs, space, fractions)
+    w, a = proj.project_arrays(w_in, a_in)
+    cw, ca = proj.clip(w_in, a_in)
+    limits = {b.metric: b.limit for b in proj_budgets(proj)}
+    costs = table.evaluate_arrays(w, a)
+    assert all(costs[m][0] <= limits[m] for m in limits)  # feasible, exactly
+    assert (w <= cw).all() and (a <= ca).all()  # never raised
+    assert (w >= proj.w_lo).all() and (a >= proj.a_lo).all()
+    for name, pin in space.pinned.items():  # pins untouched
+        i = int(name[1:])
+        assert (w[i], a[i]) == (pin.w_bits, pin.a_bits)
+    # brute force: no feasible policy strictly above the result and below the input
+    grid = all_policies(w, cw, a, ca)
+    n = len(specs)
+    above = (grid != np.concatenate([w, a])).any(axis=1)
+    gw, ga = grid[above, :n], grid[above, n:]
+    if len(gw):
+        tot = table.evaluate_arrays(gw, ga)
+        feasible = np.all([tot[m] <= limits[m] for m in limits], axis=0)
+        assert not feasible.any()
+    # deterministic
+    w2, a2 = proj.project_arrays(w_in, a_in)
+    assert (w2 == w).all() and (a2 == a).all()
+
+
+def proj_budgets(proj: Projector) -> list[Limit]:
+    return [Limit(m, lim) for m, lim in zip(proj.metrics, proj.limits, strict=True)]
+
+
+def test_no_single_bit_can_be_given_back_on_larger_problems() -> None:
+    """Seeded sweep over up to 6 layers: the give-back step is exercised and leaves no slack."""
+    gave_back = 0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        layers, metrics = int(rng.integers(2, 7)), int(rng.integers(1, 3))
+        arrays = {f"m{k}": monotone_table(rng, layers, integer=bool(seed % 2))
+                  for k in range(metrics)}
+        proj, table = _projector(arrays, make_specs(layers), BitSpace((1, 8), (1, 8)),
+                                 list(rng.random(metrics)))
+        cw, ca = proj.clip(rng.integers(1, 9, layers), rng.integers(1, 9, layers))
+        w, a = proj.project_arrays(cw, ca)
+        greedy_w, greedy_a = proj._decrease(cw.copy(), ca.copy())
+        gave_back += int((w != greedy_w).any() or (a != greedy_a).any())
+        for operand, bits, cap in (("w", w, cw), ("a", a, ca)):
+            for i in np.flatnonzero(bits < cap):
+                raised_w, raised_a = w.copy(), a.copy()
+                (raised_w if operand == "w" else raised_a)[i] += 1
+                tot = table.evaluate_arrays(raised_w, raised_a)
+                assert any(tot[m][0] > lim for m, lim in zip(proj.metrics, proj.limits,
+                                                             strict=True))
+    assert gave_back >= 5  # the sweep really reaches the give-back step
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
+def test_float_costs_and_more_layers_still_exact(seed, fraction) -> None:
+    rng = np.random.default_rng(seed)
+    layers = 12
+    arrays = {"latency": monotone_table(rng, layers, integer=False),
+              "energy": monotone_table(rng, layers, integer=False)}
+    specs = make_specs(layers)
+    proj, table = _projector(arrays, specs, BitSpace().pin_ends(specs), [fraction, 1 - fraction])
+    w, a = proj.project_arrays(np.full(layers, 8), np.full(layers, 8))
+    costs = table.evaluate_arrays(w, a)
+    for metric, limit in zip(proj.metrics, proj.limits, strict=True):
+        assert costs[metric][0] <= limit
+    assert w[0] == a[0] == w[-1] == a[-1] == 8
+
+
+def test_saving_rule_cuts_the_expensive_layer_first() -> None:
+    # layer 1 costs 10x more per bit than layer 0: a fair-by-saving rule cuts it, not the last
+    bits = np.arange(1, 10, dtype=np.float64)
+    cost = np.stack([bits[:, None] + 0 * bits[None, :], 10 * bits[:, None] + 0 * bits])
+    table = ArrayTable({"latency": cost})
+    specs = make_specs(2)
+    space = BitSpace((1, 8), (8, 8))
+    limit = 8 + 10 * 6  # layer0 w8 (8) + layer1 w6 (60)
+    out = project(Policy.uniform(specs, 8, 8), table, [Limit("latency", limit)], space, specs)
+    assert out["l0"] == LayerBits(8, 8) and out["l1"] == LayerBits(6, 8)
+
+
+def test_already_feasible_policy_is_unchanged_but_pins_still_apply() -> None:
+    rng = np.random.default_rng(0)
+    specs = make_specs(3)
+    table = ArrayTable({"size": monotone_table(rng, 3)})
+    space = BitSpace().pin_ends(specs)
+    huge = Limit("size", 1e9)
+    out = project(Policy.uniform(specs, 3, 4), table, [huge], space, specs)
+    assert out["l0"] == out["l2"] == LayerBits(8, 8)  # pinned even though it already fit
+    assert out["l1"] == LayerBits(3, 4)
+
+
+def test_infeasible_budget_names_the_minimum() -> None:
+    rng = np.random.default_rng(1)
+    specs = make_specs(3)
+    table = ArrayTable({"latency": monotone_table(rng, 3) + 1.0})
+    with pytest.raises(BudgetInfeasibleError, match="smallest achievable latency"):
+        Projector(table, [Limit("latency", 0.5)], BitSpace(), specs)
+
+
+def test_bits_below_the_space_are_refused_not_raised() -> None:
+    rng = np.random.default_rng(2)
+    specs = make_specs(2)
+    table = ArrayTable({"latency": monotone_table(rng, 2)})
+    proj = Projector(table, [Limit("latency", 1e9)], BitSpace((3, 8), (3, 8)), specs)
+    with pytest.raises(PolicyError, match="below the allowed minimum 3"):
+        proj.project_arrays(np.array([2, 5]), np.array([5, 5]))
+
+
+def test_float_entries_drop_to_the_maximum_and_weights_only_keeps_float_activations() -> None:
+    rng = np.random.default_rng(3)
+    specs = make_specs(2)
+    table = ArrayTable({"size": monotone_table(rng, 2)})
+    space = BitSpace((2, 6), (2, 8), weights_only=True, fixed_a_bits=None)
+    policy = Policy({"l0": LayerBits(None, None), "l1": LayerBits(8, 4)})
+    out = project(policy, table, [Limit("size", 1e9)], space, specs)
+    assert out["l0"] == LayerBits(6, None) and out["l1"] == LayerBits(6, None)
+
+
+def test_projection_is_fast_enough_for_every_episode() -> None:
+    import time
+
+    rng = np.random.default_rng(4)
+    layers = 60
+    specs = make_specs(layers)
+    arrays = {"latency": monotone_table(rng, layers, integer=False),
+              "energy": monotone_table(rng, layers, integer=False)}
+    proj, _ = _projector(arrays, specs, BitSpace().pin_ends(specs), [0.1, 0.3])
+    start = time.perf_counter()
+    proj.project_arrays(np.full(layers, 8), np.full(layers, 8))
+    assert time.perf_counter() - start < 2.0  # ~600 greedy steps; an episode takes seconds
