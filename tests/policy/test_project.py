@@ -14,36 +14,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from haq.cost import Budget, CostTable
 from haq.errors import BudgetInfeasibleError, PolicyError
 from haq.policy import BitSpace, LayerBits, Policy
 from haq.policy._project import Projector, project
 from haq.specs import LayerSpec
 
-
-class ArrayTable:
-    """Minimal cost table over hand-made [layers, 9, 9] arrays (index = bits-1, float = 8)."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.arrays = arrays
-
-    def full_array(self, metric: str) -> np.ndarray:
-        return self.arrays[metric]
-
-    def evaluate_arrays(self, w: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
-        w, a = np.atleast_2d(w), np.atleast_2d(a)
-        wi, ai = np.where(w == 0, 8, w - 1), np.where(a == 0, 8, a - 1)
-        rows = np.arange(w.shape[1])
-        return {m: arr[rows, wi, ai].sum(axis=-1) for m, arr in self.arrays.items()}
+METRICS = ("latency", "energy")
+UNITS = {"latency": "ms", "energy": "nJ", "size": "bytes"}
 
 
-class Limit:
-    """An absolute budget."""
+def make_table(arrays: dict[str, np.ndarray]) -> CostTable:
+    """A real CostTable over hand-made [layers, 9, 9] arrays (index = bits-1, float = 8)."""
+    layers = len(next(iter(arrays.values())))
+    return CostTable([f"l{i}" for i in range(layers)], dict(arrays),
+                     {m: UNITS[m] for m in arrays})
 
-    def __init__(self, metric: str, limit: float) -> None:
-        self.metric, self.limit = metric, limit
 
-    def resolve(self, table: ArrayTable) -> float:
-        return self.limit
+def absolute(metric: str, limit: float) -> Budget:
+    """An absolute budget in the table's unit."""
+    return Budget(metric, float(limit))
 
 
 def make_specs(n: int) -> list[LayerSpec]:
@@ -53,9 +43,9 @@ def make_specs(n: int) -> list[LayerSpec]:
 
 
 def monotone_table(rng: np.random.Generator, layers: int, integer: bool = True) -> np.ndarray:
-    """Costs non-decreasing in both bit indices; float (index 8) dearer than 8 bits."""
+    """Costs >= 1, non-decreasing in both bit indices; float (index 8) dearer than 8 bits."""
     steps = rng.integers(0, 5, size=(layers, 9, 9)) if integer else rng.random((layers, 9, 9))
-    return np.cumsum(np.cumsum(steps, axis=1), axis=2).astype(np.float64)
+    return 1.0 + np.cumsum(np.cumsum(steps, axis=1), axis=2).astype(np.float64)
 
 
 def all_policies(lo_w, hi_w, lo_a, hi_a):
@@ -75,7 +65,7 @@ def problems(draw):
     a_range = (a_lo, draw(st.integers(a_lo, min(8, a_lo + 3))))
     pin = draw(st.sampled_from([None, *range(layers)]))
     rng = np.random.default_rng(seed)
-    arrays = {f"m{k}": monotone_table(rng, layers) for k in range(metrics)}
+    arrays = {METRICS[k]: monotone_table(rng, layers) for k in range(metrics)}
     specs = make_specs(layers)
     pins = {} if pin is None else {specs[pin].name: LayerBits(w_range[1], a_range[0])}
     space = BitSpace(w_range, a_range, pins)
@@ -86,11 +76,12 @@ def problems(draw):
 
 
 def _projector(arrays, specs, space, fractions):
-    table = ArrayTable(arrays)
+    # budgets between the all-minimum and all-maximum cost; a fraction above 1 never binds
+    table = make_table(arrays)
     free = Projector(table, [], space, specs)  # no budget: only used for its bounds
-    low = {m: table.evaluate_arrays(free.w_lo, free.a_lo)[m][0] for m in arrays}
-    high = {m: table.evaluate_arrays(free.w_hi, free.a_hi)[m][0] for m in arrays}
-    budgets = [Limit(m, low[m] + f * (high[m] - low[m]))
+    low = {m: table.evaluate_arrays(free.w_lo, free.a_lo)[m].item() for m in arrays}
+    high = {m: table.evaluate_arrays(free.w_hi, free.a_hi)[m].item() for m in arrays}
+    budgets = [absolute(m, low[m] + f * (high[m] - low[m]))
                for m, f in zip(arrays, fractions, strict=True)]
     return Projector(table, budgets, space, specs), table
 
@@ -102,8 +93,8 @@ def test_projection_is_feasible_lower_and_maximal(problem) -> None:
     proj, table = _projector(arrays, specs, space, fractions)
     w, a = proj.project_arrays(w_in, a_in)
     cw, ca = proj.clip(w_in, a_in)
-    limits = {b.metric: b.limit for b in proj_budgets(proj)}
-    costs = table.evaluate_arrays(w, a)
+    limits = dict(zip(proj.metrics, proj.limits, strict=True))
+    costs = table.evaluate_arrays(w[None], a[None])
     assert all(costs[m][0] <= limits[m] for m in limits)  # feasible, exactly
     assert (w <= cw).all() and (a <= ca).all()  # never raised
     assert (w >= proj.w_lo).all() and (a >= proj.a_lo).all()
@@ -124,17 +115,13 @@ def test_projection_is_feasible_lower_and_maximal(problem) -> None:
     assert (w2 == w).all() and (a2 == a).all()
 
 
-def proj_budgets(proj: Projector) -> list[Limit]:
-    return [Limit(m, lim) for m, lim in zip(proj.metrics, proj.limits, strict=True)]
-
-
 def test_no_single_bit_can_be_given_back_on_larger_problems() -> None:
     """Seeded sweep over up to 6 layers: the give-back step is exercised and leaves no slack."""
     gave_back = 0
     for seed in range(300):
         rng = np.random.default_rng(seed)
         layers, metrics = int(rng.integers(2, 7)), int(rng.integers(1, 3))
-        arrays = {f"m{k}": monotone_table(rng, layers, integer=bool(seed % 2))
+        arrays = {METRICS[k]: monotone_table(rng, layers, integer=bool(seed % 2))
                   for k in range(metrics)}
         proj, table = _projector(arrays, make_specs(layers), BitSpace((1, 8), (1, 8)),
                                  list(rng.random(metrics)))
@@ -146,7 +133,7 @@ def test_no_single_bit_can_be_given_back_on_larger_problems() -> None:
             for i in np.flatnonzero(bits < cap):
                 raised_w, raised_a = w.copy(), a.copy()
                 (raised_w if operand == "w" else raised_a)[i] += 1
-                tot = table.evaluate_arrays(raised_w, raised_a)
+                tot = table.evaluate_arrays(raised_w[None], raised_a[None])
                 assert any(tot[m][0] > lim for m, lim in zip(proj.metrics, proj.limits,
                                                              strict=True))
     assert gave_back >= 5  # the sweep really reaches the give-back step
@@ -162,7 +149,7 @@ def test_float_costs_and_more_layers_still_exact(seed, fraction) -> None:
     specs = make_specs(layers)
     proj, table = _projector(arrays, specs, BitSpace().pin_ends(specs), [fraction, 1 - fraction])
     w, a = proj.project_arrays(np.full(layers, 8), np.full(layers, 8))
-    costs = table.evaluate_arrays(w, a)
+    costs = table.evaluate_arrays(w[None], a[None])
     for metric, limit in zip(proj.metrics, proj.limits, strict=True):
         assert costs[metric][0] <= limit
     assert w[0] == a[0] == w[-1] == a[-1] == 8
@@ -172,20 +159,20 @@ def test_saving_rule_cuts_the_expensive_layer_first() -> None:
     # layer 1 costs 10x more per bit than layer 0: a fair-by-saving rule cuts it, not the last
     bits = np.arange(1, 10, dtype=np.float64)
     cost = np.stack([bits[:, None] + 0 * bits[None, :], 10 * bits[:, None] + 0 * bits])
-    table = ArrayTable({"latency": cost})
+    table = make_table({"latency": cost})
     specs = make_specs(2)
     space = BitSpace((1, 8), (8, 8))
     limit = 8 + 10 * 6  # layer0 w8 (8) + layer1 w6 (60)
-    out = project(Policy.uniform(specs, 8, 8), table, [Limit("latency", limit)], space, specs)
+    out = project(Policy.uniform(specs, 8, 8), table, [absolute("latency", limit)], space, specs)
     assert out["l0"] == LayerBits(8, 8) and out["l1"] == LayerBits(6, 8)
 
 
 def test_already_feasible_policy_is_unchanged_but_pins_still_apply() -> None:
     rng = np.random.default_rng(0)
     specs = make_specs(3)
-    table = ArrayTable({"size": monotone_table(rng, 3)})
+    table = make_table({"size": monotone_table(rng, 3)})
     space = BitSpace().pin_ends(specs)
-    huge = Limit("size", 1e9)
+    huge = absolute("size", 1e9)
     out = project(Policy.uniform(specs, 3, 4), table, [huge], space, specs)
     assert out["l0"] == out["l2"] == LayerBits(8, 8)  # pinned even though it already fit
     assert out["l1"] == LayerBits(3, 4)
@@ -194,16 +181,16 @@ def test_already_feasible_policy_is_unchanged_but_pins_still_apply() -> None:
 def test_infeasible_budget_names_the_minimum() -> None:
     rng = np.random.default_rng(1)
     specs = make_specs(3)
-    table = ArrayTable({"latency": monotone_table(rng, 3) + 1.0})
+    table = make_table({"latency": monotone_table(rng, 3) + 1.0})
     with pytest.raises(BudgetInfeasibleError, match="smallest achievable latency"):
-        Projector(table, [Limit("latency", 0.5)], BitSpace(), specs)
+        Projector(table, [absolute("latency", 0.5)], BitSpace(), specs)
 
 
 def test_bits_below_the_space_are_refused_not_raised() -> None:
     rng = np.random.default_rng(2)
     specs = make_specs(2)
-    table = ArrayTable({"latency": monotone_table(rng, 2)})
-    proj = Projector(table, [Limit("latency", 1e9)], BitSpace((3, 8), (3, 8)), specs)
+    table = make_table({"latency": monotone_table(rng, 2)})
+    proj = Projector(table, [absolute("latency", 1e9)], BitSpace((3, 8), (3, 8)), specs)
     with pytest.raises(PolicyError, match="below the allowed minimum 3"):
         proj.project_arrays(np.array([2, 5]), np.array([5, 5]))
 
@@ -211,10 +198,10 @@ def test_bits_below_the_space_are_refused_not_raised() -> None:
 def test_float_entries_drop_to_the_maximum_and_weights_only_keeps_float_activations() -> None:
     rng = np.random.default_rng(3)
     specs = make_specs(2)
-    table = ArrayTable({"size": monotone_table(rng, 2)})
+    table = make_table({"size": monotone_table(rng, 2)})
     space = BitSpace((2, 6), (2, 8), weights_only=True, fixed_a_bits=None)
     policy = Policy({"l0": LayerBits(None, None), "l1": LayerBits(8, 4)})
-    out = project(policy, table, [Limit("size", 1e9)], space, specs)
+    out = project(policy, table, [absolute("size", 1e9)], space, specs)
     assert out["l0"] == LayerBits(6, None) and out["l1"] == LayerBits(6, None)
 
 

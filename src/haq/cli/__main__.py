@@ -26,12 +26,15 @@ def _root() -> None:
 
 def _register() -> None:
     """Attach each command group; one module per group under haq/cli/."""
-    from haq.cli import _models, _version
+    from haq.cli import _cost, _models, _policy, _version
 
     app.command("version")(_version.version)
     app.command("models")(_models.models)
     app.command("specs")(_models.specs)
     app.command("train")(_models.train)
+    app.command("apply")(_policy.apply)
+    app.command("finetune")(_policy.finetune)
+    app.add_typer(_cost.cost_app, name="cost")
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def simulate_layer(K: int | tuple[int, int], O: int | tuple[int, int],  # noqa: N803
+def simulate_layer(K: int | tuple[int, int], O: int | tuple[int, int],  # noqa: E741
                    S: int | tuple[int, int], IC: int, OC: int, a_bits: int, w_bits: int,
                    batch: int = 1, im2col: bool = False,
                    config: str | BitFusionConfig = "bf_e") -> dict[str, Any]:
@@ -96,9 +96,12 @@ class BitFusionModel(CostModel):
     """BitFusion: cycles, latency (ms), energy (nJ) and DRAM traffic (bits) per layer.
 
     The network's first layer (``spec.index == 0``) is im2col'ed on the host as in the original.
-    Grouped/depthwise layers run as ``groups`` separate convolutions (BitFusion broadcasts each
-    input across all output columns, so it has no grouped mode). Float operands cannot be
-    priced (NaN).
+    BitFusion broadcasts each input to every output column, so it has no grouped mode; a
+    grouped/depthwise layer is lowered one of two legal ways (param ``depthwise``):
+    ``groups``, one small convolution per group run back to back, or ``dense``, one full
+    convolution whose weights are zero outside the diagonal blocks. ``best`` (default) takes,
+    per bit pair, the lowering with fewer cycles (then less energy), as a compiler would.
+    Float operands cannot be priced (NaN).
     """
 
     PARAMS = (
@@ -110,6 +113,9 @@ class BitFusionModel(CostModel):
         Param("obuf_kib", 16, "output buffer, KiB", int),
         Param("dram_bits_per_cycle", 192, "DRAM interface width, bits per cycle", int),
         Param("clock_mhz", 500.0, "core clock in MHz (cycles -> ms)", float),
+        Param("depthwise", "best", "lowering of grouped/depthwise convs: groups (one conv per "
+              "group), dense (block-diagonal full conv) or best (cheaper per bit pair)", str,
+              ("best", "groups", "dense")),
     )
     VERSION = "bitfusion-1"
     CACHEABLE = True
@@ -129,15 +135,27 @@ class BitFusionModel(CostModel):
     def build(self, specs: Sequence[LayerSpec]) -> CostTable:
         cfg = self.config()
         memo: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+
+        def grid(shape: ConvShape, batch: int, im2col: bool) -> dict[str, np.ndarray]:
+            key = (shape, batch, im2col)
+            if key not in memo:
+                memo[key] = self._grid(shape, batch, im2col, cfg)
+            return memo[key]
+
+        mode = self.params["depthwise"]
         layers = []
         for spec in specs:
             geo = geometry(spec, self.params["batch"])
             shape = ConvShape(geo.kh, geo.kw, geo.oh, geo.ow, geo.sh, geo.sw, geo.ic, geo.oc)
-            key = (shape, geo.batch, geo.first)
-            if key not in memo:
-                memo[key] = self._grid(shape, geo.batch, geo.first, cfg)
-            scale = geo.groups * geo.repeats
-            layers.append({m: v * scale for m, v in memo[key].items()})
+            if geo.groups == 1 or mode == "groups":
+                cost = {m: v * geo.groups for m, v in grid(shape, geo.batch, geo.first).items()}
+            else:
+                dense = grid(replace(shape, ic=geo.ic * geo.groups, oc=geo.oc * geo.groups),
+                             geo.batch, geo.first)
+                cost = dense if mode == "dense" else _cheaper(
+                    {m: v * geo.groups for m, v in grid(shape, geo.batch, geo.first).items()},
+                    dense)
+            layers.append({m: v * geo.repeats for m, v in cost.items()})
         return stack_layers([s.name for s in specs], layers, _UNITS, self.source())
 
     @staticmethod
@@ -152,3 +170,11 @@ class BitFusionModel(CostModel):
                 out["dram"][w - 1, a - 1] = r["reads"]["dram"] + r["writes"]["dram"]
         out["latency"] = out["cycles"] / (cfg.clock_mhz * 1e3)  # cycles / (cycles per ms)
         return out
+
+
+def _cheaper(first: dict[str, np.ndarray], second: dict[str, np.ndarray]
+             ) -> dict[str, np.ndarray]:
+    """Per bit pair, all metrics of whichever lowering has fewer cycles (ties: less energy)."""
+    c1, c2 = first["cycles"], second["cycles"]
+    take = (c2 < c1) | ((c2 == c1) & (second["energy"] < first["energy"]))
+    return {m: np.where(take, second[m], first[m]) for m in first}

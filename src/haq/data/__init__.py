@@ -66,20 +66,23 @@ def available() -> list[str]:
     return ["fashion-mnist", "digits", "synthetic"]
 
 
-def _tensors(images: np.ndarray, labels: np.ndarray, mean: float, std: float) -> TensorDataset:
-    x = torch.from_numpy((images - mean) / std).float().unsqueeze(1)
-    return TensorDataset(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
+def _tensors(images: np.ndarray, labels: np.ndarray, max_value: float, mean: float,
+             std: float) -> TensorDataset:
+    """uint8 images -> float (N, 1, H, W) scaled to [0, 1], then standardised."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = x.div_(max_value).sub_(mean).div_(std).unsqueeze(1)
+    return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 
 def _splits(name: str, raw: RawData, mean: float, std: float,
             classes: tuple[str, ...]) -> DataSplits:
-    split = raw.split
+    split, scale = raw.split, raw.max_value
     if raw.test_images is not None and raw.test_labels is not None:
-        test = _tensors(raw.test_images, raw.test_labels, mean, std)
+        test = _tensors(raw.test_images, raw.test_labels, scale, mean, std)
     else:
-        test = _tensors(raw.images[split.test], raw.labels[split.test], mean, std)
-    train = _tensors(raw.images[split.train], raw.labels[split.train], mean, std)
-    heldout = _tensors(raw.images[split.heldout], raw.labels[split.heldout], mean, std)
+        test = _tensors(raw.images[split.test], raw.labels[split.test], scale, mean, std)
+    train = _tensors(raw.images[split.train], raw.labels[split.train], scale, mean, std)
+    heldout = _tensors(raw.images[split.heldout], raw.labels[split.heldout], scale, mean, std)
     shape = tuple(train.tensors[0].shape[1:])
     return DataSplits(name=name, train=train, heldout=heldout, test=test,
                       num_classes=len(classes), input_shape=shape,  # type: ignore[arg-type]

@@ -58,11 +58,12 @@ INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class RawData:
-    """Raw arrays of one dataset: float images in [0, 1] scaled later, int labels, a split."""
+    """Raw arrays of one dataset: uint8 images (``max_value`` is white), int labels, a split."""
 
     images: np.ndarray
     labels: np.ndarray
     split: SplitIndices
+    max_value: float
     test_images: np.ndarray | None = None
     test_labels: np.ndarray | None = None
 
@@ -112,24 +113,30 @@ def _decode_fmnist(root: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _read_fmnist_cached(root: Path) -> dict[str, np.ndarray]:
-    """Decode the IDX files once; later calls read a uint8 tensor cache (if writable)."""
+def _read_fmnist_cached(root: Path) -> tuple[dict[str, np.ndarray], str]:
+    """Decode the IDX files once; later calls read a uint8 tensor cache (if writable).
+
+    Returns:
+        The four arrays and the checksum of the training images + labels.
+    """
     cache = _cache_dir() / f"fashion-mnist-{_cache_key(root)}.pt"
     if cache.is_file():
         try:
             stored = torch.load(cache, map_location="cpu", weights_only=True)
-            return {key: stored[key].numpy() for key in FMNIST_FILES}
+            return {key: stored[key].numpy() for key in FMNIST_FILES}, str(stored["sha256"])
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             pass
     arrays = _decode_fmnist(root)
-    tensors = {key: torch.from_numpy(np.array(a)) for key, a in arrays.items()}
+    checksum = data_checksum(arrays["train_images"], arrays["train_labels"])
+    payload: dict[str, object] = {k: torch.from_numpy(np.array(a)) for k, a in arrays.items()}
+    payload["sha256"] = checksum
     buffer = io.BytesIO()
-    torch.save(tensors, buffer)
+    torch.save(payload, buffer)
     try:
         atomic_write(cache, lambda handle: handle.write(buffer.getvalue()))
     except OSError:
         pass  # read-only home: decode again next time
-    return arrays
+    return arrays, checksum
 
 
 def read_fashion_mnist(root: str | os.PathLike[str] | None = None) -> RawData:
@@ -139,13 +146,11 @@ def read_fashion_mnist(root: str | os.PathLike[str] | None = None) -> RawData:
         DatasetError: files missing or corrupt, or the data differs from what the split file
             was made for.
     """
-    arrays = _read_fmnist_cached(resolve_fmnist_root(root))
-    images, labels = arrays["train_images"], arrays["train_labels"]
-    checksum = data_checksum(images, labels)
+    arrays, checksum = _read_fmnist_cached(resolve_fmnist_root(root))
+    labels = arrays["train_labels"]
     split = load_split(SPLITS_DIR / "fashion-mnist.json", checksum, len(labels))
-    return RawData(images=images.astype(np.float32) / 255.0, labels=labels, split=split,
-                   test_images=arrays["test_images"].astype(np.float32) / 255.0,
-                   test_labels=arrays["test_labels"])
+    return RawData(images=arrays["train_images"], labels=labels, split=split, max_value=255.0,
+                   test_images=arrays["test_images"], test_labels=arrays["test_labels"])
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +164,7 @@ def read_digits() -> RawData:
     """scikit-learn's 8x8 digits (1,797 images, 10 classes) with the shipped 3-way split."""
     images, labels = _digits_arrays()
     split = load_split(SPLITS_DIR / "digits.json", data_checksum(images, labels), len(labels))
-    return RawData(images=images.astype(np.float32) / 16.0, labels=labels, split=split)
+    return RawData(images=images, labels=labels, split=split, max_value=16.0)
 
 
 def write_split_files(root: str | os.PathLike[str] | None = None) -> list[Path]:

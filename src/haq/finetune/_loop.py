@@ -159,13 +159,13 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if after_step is not None:
                 after_step(model)
             step += 1
-            n = int(y.numel())
-            sums[0] += float(loss) * n
-            sums[1] += int((logits.argmax(1) == y).sum())
+            n, loss_value = int(y.numel()), float(loss.detach())
+            sums[0] += loss_value * n
+            sums[1] += int((logits.detach().argmax(1) == y).sum())
             sums[2] += n
             if progress is not None:
                 progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch,
-                          "loss": float(loss), "lr": lr})
+                          "loss": loss_value, "lr": lr})
         _end_epoch(model, current, sums, optimizer, history, eval_data, progress, step, total,
                    config.device)
     model.train(was_training)

@@ -69,7 +69,7 @@ ZOO: dict[str, ModelEntry] = {
             lambda: MobileNetV1(10, 1, width=0.5, stem_stride=2, blocks=FMNIST_V1_BLOCKS),
             "fashion-mnist", _FMNIST, 10,
             "MobileNet-V1 x0.5, 13 depthwise-separable blocks, maps 14->7->4",
-            True, {**_FMNIST_RECIPE, "epochs": 12},
+            True, {**_FMNIST_RECIPE, "epochs": 10},
         ),
         ModelEntry(
             "mobilenetv2-fmnist",
@@ -77,14 +77,14 @@ ZOO: dict[str, ModelEntry] = {
                                 last_channels=640, dropout=0.1),
             "fashion-mnist", _FMNIST, 10,
             "MobileNet-V2 x0.5, 17 inverted residuals, last 1x1 640, maps 14->7->4",
-            True, {**_FMNIST_RECIPE, "epochs": 12, "weight_decay": 4e-5},
+            True, {**_FMNIST_RECIPE, "epochs": 10, "weight_decay": 4e-5},
         ),
         ModelEntry(
             "resnet20-fmnist",
             lambda: ResNetCifar(20, 10, 1, widths=(16, 32, 64)),
             "fashion-mnist", _FMNIST, 10,
             "CIFAR-style ResNet-20 (16/32/64), option-A shortcuts, maps 28->14->7",
-            True, {**_FMNIST_RECIPE, "epochs": 15},
+            True, {**_FMNIST_RECIPE, "epochs": 10},
         ),
         ModelEntry(
             "mobilenetv1-imagenet", lambda: MobileNetV1(1000, 3), "imagenet", _IMAGENET, 1000,

@@ -37,6 +37,7 @@ from haq.specs import LayerSpec
 if TYPE_CHECKING:
     from haq.cost import Budget, CostTable
 
+_REL_TOL = 1e-9  # as haq.cost.check_feasible: a budget at the minimum up to rounding is feasible
 _FLOAT = 0  # bits value of a float operand in bit arrays (as CostTable.evaluate_arrays takes)
 
 
@@ -101,13 +102,18 @@ class Projector:
 
     def _check_minimum(self) -> None:
         low = self.totals(self.w_lo, self.a_lo)[:, 0]
-        for metric, value, limit in zip(self.metrics, low, self.limits, strict=True):
-            if value > limit:
-                raise BudgetInfeasibleError(
-                    f"{metric} budget {limit:.6g} is below the smallest achievable {metric} "
-                    f"{value:.6g} (every free layer at its minimum bits, pinned layers as pinned)"
-                    "; raise the budget, lower the minimum bits (BitSpace w_range/a_range, CLI "
-                    "--min-bits) or unpin layers")
+        for k, (metric, value, limit) in enumerate(zip(self.metrics, low, self.limits,
+                                                       strict=True)):
+            if value <= limit * (1 + _REL_TOL):
+                # a budget set to the minimum may differ from it by float summation error only;
+                # the minimum is then the limit, so the all-minimum policy stays feasible
+                self.limits[k] = max(limit, value)
+                continue
+            raise BudgetInfeasibleError(
+                f"{metric} budget {limit:.6g} is below the smallest achievable {metric} "
+                f"{value:.6g} (every free layer at its minimum bits, pinned layers as pinned)"
+                "; raise the budget, lower the minimum bits (BitSpace w_range/a_range, CLI "
+                "--min-bits) or unpin layers")
 
     # -- the projection -------------------------------------------------------------------------
     def clip(self, w_bits: np.ndarray, a_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

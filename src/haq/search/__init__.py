@@ -19,7 +19,11 @@ from haq.search._base import (
 )
 
 # Modules that register built-in strategies. A module not written yet is skipped.
-_BUILTIN_MODULES: tuple[str, ...] = ()
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "haq.search.rl",
+    "haq.search._random",
+    "haq.search._uniform",
+)
 
 
 def _load_builtin_strategies() -> None:

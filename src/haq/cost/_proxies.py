@@ -1,0 +1,62 @@
+"""Hardware-free proxies: model size in bytes and bit-operations (BOPs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from haq.cost._base import CostModel, Param, register_cost_model
+from haq.cost._table import GRID, CostTable, stack_layers
+from haq.cost._units import METRIC_UNITS
+from haq.errors import CostModelError
+from haq.policy import MAX_BITS
+from haq.specs import LayerSpec
+
+FLOAT_BITS = 32
+# bits per index 0..8 of a [9, 9] grid: 1..8, then float
+_GRID_BITS = np.array([*range(1, MAX_BITS + 1), FLOAT_BITS], dtype=np.float64)
+
+
+@register_cost_model("size", description="weight storage in bytes at each layer's weight bits "
+                     "(float = 32 bits); optional k-means codebooks")
+class SizeModel(CostModel):
+    """Bytes of weights: ``weight_params * w_bits / 8``, independent of activation bits.
+
+    Biases are not counted (as in HAQ's k-means budget). With ``kmeans=True`` each quantized
+    layer also stores a codebook of ``2**w_bits`` float32 centroids.
+    """
+
+    PARAMS = (Param("kmeans", False, "add a 2^w_bits x 32-bit codebook per quantized layer",
+                    bool),)
+    VERSION = "size-1"
+
+    def build(self, specs: Sequence[LayerSpec]) -> CostTable:
+        bits = _GRID_BITS.copy()
+        layers = []
+        for spec in specs:
+            per_w = spec.weight_params * bits / 8.0
+            if self.params["kmeans"]:
+                per_w[:MAX_BITS] += 2.0 ** bits[:MAX_BITS] * FLOAT_BITS / 8.0
+            layers.append({"size": np.repeat(per_w[:, None], GRID, axis=1)})
+        return stack_layers([s.name for s in specs], layers, {"size": METRIC_UNITS["size"]},
+                            self.source())
+
+
+@register_cost_model("bops", description="bit-operations = MACs x w_bits x a_bits "
+                     "(float = 32 bits)")
+class BopsModel(CostModel):
+    """Bit-operations per inference: ``MACs * w_bits * a_bits * batch``, float counted as 32."""
+
+    PARAMS = (Param("batch", 1, "images per inference", int),)
+    VERSION = "bops-1"
+
+    def validate(self) -> None:
+        if self.params["batch"] < 1:
+            raise CostModelError(f"{self.name}: batch must be >= 1")
+
+    def build(self, specs: Sequence[LayerSpec]) -> CostTable:
+        pair = np.outer(_GRID_BITS, _GRID_BITS)
+        layers = [{"bops": spec.macs * self.params["batch"] * pair} for spec in specs]
+        return stack_layers([s.name for s in specs], layers, {"bops": METRIC_UNITS["bops"]},
+                            self.source())
