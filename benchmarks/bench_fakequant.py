@@ -6,11 +6,16 @@ and prints the ratio quantized / float (median of several interleaved repeats). 
 Also times ``set_policy_`` the first time a policy is seen and when every (layer, bits) is cached.
 
     .venv/bin/python benchmarks/bench_fakequant.py [--repeats 7] [--images 2000] [--batch 250]
+        [--threads 2] [--channels-last]
+
+On a shared machine, compare the printed load average with the core count: other processes
+inflate both timings, and the ratio is only meaningful when the load is low.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -114,12 +119,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time both models in channels_last memory format")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("command:", " ".join([sys.executable, *sys.argv]))
     print("machine:", machine())
+    print("load average before (1, 5, 15 min):", os.getloadavg())
     results = Results("bench_fakequant")
-    for channels_last in (False, True):
+    for channels_last in (False, True) if args.channels_last else (False,):
         r = run(args, channels_last)
         fmt = "channels_last" if channels_last else "contiguous"
         print(f"[{fmt}] {r['model']}, {r['layers']} quantized layers, {args.images} images, "
@@ -129,8 +137,10 @@ def main() -> None:
         print(f"  apply_policy_ (wrap + calibrate 4 batches + set) {r['apply_policy_s']:.2f} s; "
               f"set_policy_ new policy {r['set_policy_new_s'] * 1e3:.1f} ms, "
               f"all (layer, bits) cached {r['set_policy_cached_s'] * 1e3:.2f} ms")
+        print("  load average after:", os.getloadavg())
         results.add(f"{fmt}-{args.images}-{args.batch}-{args.threads}", format=fmt,
-                    images=args.images, batch=args.batch, repeats=args.repeats, **r)
+                    images=args.images, batch=args.batch, repeats=args.repeats,
+                    load_average=os.getloadavg(), **r)
 
 
 if __name__ == "__main__":

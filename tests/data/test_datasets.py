@@ -139,6 +139,7 @@ def test_decoded_files_are_cached(tmp_path, monkeypatch) -> None:
     assert _read_fmnist_cached(tmp_path / "fm")[0]["train_images"].shape == (60, 28, 28)
 
 
+@pytest.mark.slow
 def test_digits_loads_with_fixed_split() -> None:
     splits = hdata.load("digits")
     assert (len(splits.train), len(splits.heldout), len(splits.test)) == (1257, 180, 360)
@@ -197,3 +198,14 @@ def test_loader_accepts_any_dataset() -> None:
     assert sorted(labels.tolist()) == list(range(10))
     for x, y in batches:
         assert torch.equal(x[:, 0], (y * y).float())
+
+
+def test_loaders_leave_the_global_rng_alone() -> None:
+    data = hdata.TensorDataset(torch.arange(20).float(), torch.arange(20))
+    state = torch.get_rng_state()
+    for shuffle in (False, True):
+        for _ in hdata.loader(data, 6, shuffle=shuffle, seed=1):
+            pass
+    for _ in hdata.loader(_Squares(), 3, shuffle=True):
+        pass
+    assert torch.equal(torch.get_rng_state(), state)

@@ -35,6 +35,9 @@ def _register() -> None:
     app.command("apply")(_policy.apply)
     app.command("finetune")(_policy.finetune)
     app.add_typer(_cost.cost_app, name="cost")
+    from haq.cli import _hw
+
+    app.add_typer(_hw.hw_app, name="hw")
 
 
 def main() -> None:

@@ -159,6 +159,9 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int =
         sampler = RandomSampler(dataset, generator=generator) if shuffle \
             else SequentialSampler(dataset)
         batches = BatchSampler(sampler, batch_size, drop_last)
-        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
+        # The loader's own generator also feeds its per-epoch base seed, which otherwise comes
+        # from (and advances) the global RNG.
+        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0,
+                          generator=generator)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       drop_last=drop_last, num_workers=0)

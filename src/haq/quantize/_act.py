@@ -16,7 +16,8 @@ from torch import nn
 
 from haq.errors import ConfigError
 from haq.quantize._config import QuantConfig
-from haq.quantize._grid import fake_quant_ste, fused_act_quant
+from haq.quantize._grid import fake_quant_ste, grid_max, quant_codes
+from haq.quantize._stamp import Stamp
 from haq.quantize._stats import ActStats
 
 
@@ -42,8 +43,9 @@ class ActQuantizer(nn.Module):
         self.register_buffer("signed", torch.tensor(config.act_signed is True, device=device))
         self._clips: dict[tuple[int, bool], float] = {}
         self._previous_stats: ActStats | None = None
-        self._ready = False
+        self._ready = False  # clip and signedness checked since the last load or change
         self._signed_value = config.act_signed is True
+        self._clip_value: tuple[Stamp, float] | None = None  # python copy of clip, no-grad path
 
     # -- calibration ------------------------------------------------------------------------
     def begin_observe(self) -> None:
@@ -109,13 +111,30 @@ class ActQuantizer(nn.Module):
             return x
         if self.bits is None:
             return x
-        if not self._ready:
-            self._check_loaded_state()
-        if torch.is_grad_enabled() and self.clip.requires_grad:
+        if torch.is_grad_enabled() and (self.clip.requires_grad or x.requires_grad):
+            self._check_ready()
             return fake_quant_ste(x, self.clip, self.bits, self._signed_value)
-        return fused_act_quant(x, self.clip, self.bits, self._signed_value)
+        codes, scale = self.codes(x)
+        return codes.mul_(scale)
 
-    def _check_loaded_state(self) -> None:
+    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """No-grad fast path: integer codes (as floats) and the scale, ``x_q = codes * scale``.
+
+        The wrapper folds ``scale`` into its cached weight, which saves a pass over ``x``.
+        """
+        if self.bits is None:
+            raise ConfigError(f"layer {self.layer_name!r}: codes() needs a_bits to be set")
+        self._check_ready()
+        stamped = self._clip_value
+        if stamped is None or not stamped[0].matches(self.clip):
+            stamped = self._clip_value = (Stamp(self.clip), float(self.clip.detach()))
+        clip = stamped[1]
+        n = grid_max(self.bits, self._signed_value)
+        return quant_codes(x, clip, self.bits, self._signed_value), (clip / n if n else clip)
+
+    def _check_ready(self) -> None:
+        if self._ready:
+            return
         value = float(self.clip.detach())
         if not value > 0:  # NaN (never set) fails too
             raise ConfigError(

@@ -16,6 +16,7 @@ from haq.quantize._grid import grid_max, magnitude_quant
 
 MSE_COARSE = 40  # candidate clips as fractions of the max, then a finer pass around the best
 MSE_FINE = 21
+MSE_CHUNK = 1 << 22  # elements per vectorised batch of candidate clips
 KL_MAX_CANDIDATES = 256
 KL_SMOOTHING = 1e-4  # TensorRT-style: mass given to empty bins of the quantized histogram
 
@@ -43,23 +44,32 @@ def mse_clip(m: torch.Tensor, amax: torch.Tensor, bits: int, signed: bool,
     grid optimum. ``weights`` [n] weights each column (histogram counts); ``None`` = all 1.
     """
     amax = amax.clamp_min(torch.finfo(m.dtype).tiny)
-
-    def errors(fractions: torch.Tensor) -> torch.Tensor:  # fractions [rows, k] -> error [rows, k]
-        out = torch.empty_like(fractions)
-        for k in range(fractions.shape[1]):
-            clip = (fractions[:, k] * amax).unsqueeze(1)
-            sq = (magnitude_quant(m, clip, bits, signed) - m).pow_(2)
-            out[:, k] = (sq if weights is None else sq * weights).sum(1)
-        return out
-
     rows = m.shape[0]
     step = 1.0 / MSE_COARSE
-    coarse = torch.linspace(step, 1.0, MSE_COARSE, device=m.device, dtype=m.dtype).expand(rows, -1)
-    best = coarse.gather(1, errors(coarse).argmin(1, keepdim=True))
+    coarse = torch.linspace(step, 1.0, MSE_COARSE, device=m.device, dtype=m.dtype)
+    coarse = coarse.expand(rows, -1)
+    best = coarse.gather(1, _clip_errors(m, amax, coarse, bits, signed, weights).argmin(1, True))
     offsets = torch.linspace(-step, step, MSE_FINE, device=m.device, dtype=m.dtype)
     fine = (best + offsets).clamp(step / MSE_FINE, 1.0)
-    chosen = fine.gather(1, errors(fine).argmin(1, keepdim=True)).squeeze(1)
-    return chosen * amax
+    errors = _clip_errors(m, amax, fine, bits, signed, weights)
+    return fine.gather(1, errors.argmin(1, keepdim=True)).squeeze(1) * amax
+
+
+def _clip_errors(m: torch.Tensor, amax: torch.Tensor, fractions: torch.Tensor, bits: int,
+                 signed: bool, weights: torch.Tensor | None) -> torch.Tensor:
+    """Squared error [rows, k] of clipping row r at ``fractions[r, k] * amax[r]``.
+
+    Candidates are evaluated together, in chunks of about ``MSE_CHUNK`` elements: a few large
+    kernels instead of one small kernel per candidate.
+    """
+    per_chunk = max(1, MSE_CHUNK // max(m.numel(), 1))
+    out = []
+    for part in fractions.split(per_chunk, dim=1):
+        clip = (part * amax.unsqueeze(1)).unsqueeze(2)  # [rows, k, 1]
+        values = m.unsqueeze(1)  # [rows, 1, n]
+        sq = (magnitude_quant(values, clip, bits, signed) - values).pow_(2)
+        out.append((sq if weights is None else sq * weights).sum(2))
+    return torch.cat(out, dim=1)
 
 
 def kl_threshold_bins(hist: np.ndarray, levels: int) -> int:
@@ -126,7 +136,7 @@ def weight_clip(weight: torch.Tensor, bits: int, method: str, per_channel: bool,
         clip = mse_clip(m, amax, bits, True)
     else:
         clip = _weight_kl_clip(m, amax, bits)
-    return torch.where(clip > 0, clip, torch.ones_like(clip))
+    return torch.where(amax > 0, clip, torch.ones_like(clip))
 
 
 def _weight_kl_clip(m: torch.Tensor, amax: torch.Tensor, bits: int) -> torch.Tensor:

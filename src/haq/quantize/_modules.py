@@ -18,6 +18,7 @@ from torch import nn
 
 from haq.quantize._act import ActQuantizer
 from haq.quantize._config import QuantConfig
+from haq.quantize._stamp import Stamp
 from haq.quantize._weight import WeightQuantizer, make_weight_quantizer
 
 
@@ -48,6 +49,7 @@ class QuantModule(nn.Module):
         self.weight_quant = make_weight_quantizer(self.weight, config, seed)
         self.act_quant = ActQuantizer(config, layer_name, device=self.weight.device,
                                       dtype=self.weight.dtype)
+        self._fold: tuple[Stamp, float, torch.Tensor] | None = None
 
     # -- bits -------------------------------------------------------------------------------
     @property
@@ -79,10 +81,23 @@ class QuantModule(nn.Module):
         return self.weight_quant(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.act_quant.observing:  # calibration: record the float input, compute in float
-            self.act_quant.observe(x)
+        act = self.act_quant
+        if act.observing:  # calibration: record the float input, compute in float
+            act.observe(x)
             return self._compute(x, self.weight)
-        return self._compute(self.act_quant(x), self.effective_weight())
+        if act.bits is not None and not self.training and not torch.is_grad_enabled():
+            # Evaluation: conv(codes * s, W) == conv(codes, s * W), so the activation scale is
+            # folded into the cached weight and x is touched by one multiply, round and clamp.
+            codes, scale = act.codes(x)
+            return self._compute(codes, self._folded_weight(scale))
+        return self._compute(act(x), self.effective_weight())
+
+    def _folded_weight(self, scale: float) -> torch.Tensor:
+        weight = self.effective_weight()
+        cached = self._fold
+        if cached is None or cached[1] != scale or not cached[0].matches(weight):
+            cached = self._fold = (Stamp(weight), scale, weight * scale)
+        return cached[2]
 
     def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

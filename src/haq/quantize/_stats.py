@@ -10,6 +10,8 @@ unsigned) are computed without running data again.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from haq.errors import DatasetError
@@ -38,26 +40,30 @@ class ActStats:
 
     def update(self, x: torch.Tensor, where: str = "input") -> None:
         """Add the values of ``x`` (any shape) to the statistics."""
-        flat = x.detach().reshape(-1).float()
+        flat = x.detach().reshape(-1)
         if flat.numel() == 0:
             return
         low, high = (float(v) for v in torch.aminmax(flat))
-        if not (torch.isfinite(torch.tensor([low, high])).all()):
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise DatasetError(f"calibration saw a non-finite value in the {where} "
                                f"(min {low}, max {high}); check the data and the float model")
+        zeros = int((flat == 0).sum())
         self.count += flat.numel()
-        self.zeros += int((flat == 0).sum())
+        self.zeros += zeros
         self.min, self.max = min(self.min, low), max(self.max, high)
         self._grow(max(-low, high))
-        if self.range > 0:
-            self.positive += self._hist(flat[flat > 0])
-            self.negative += self._hist(-flat[flat < 0])
-
-    def _hist(self, values: torch.Tensor) -> torch.Tensor:
-        if values.numel() == 0:
-            return torch.zeros(BINS, dtype=torch.float64)
-        counts = torch.histc(values, bins=BINS, min=0.0, max=self.range)
-        return counts.double().cpu()
+        if self.range == 0:
+            return
+        # histc ignores values outside [min, max], so one call per sign needs no masking; the
+        # exact zeros land in the bin touching 0 and are taken out again.
+        if high > 0:
+            positive = torch.histc(flat.float(), BINS, 0.0, self.range).double().cpu()
+            positive[0] -= zeros
+            self.positive += positive
+        if low < 0:
+            negative = torch.histc(flat.float(), BINS, -self.range, 0.0).double().cpu().flip(0)
+            negative[0] -= zeros
+            self.negative += negative
 
     def _grow(self, amax: float) -> None:
         if amax <= 0:

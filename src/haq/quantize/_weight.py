@@ -25,16 +25,7 @@ from haq.quantize._clip import weight_clip
 from haq.quantize._config import QuantConfig
 from haq.quantize._grid import fake_quant, fake_quant_ste
 from haq.quantize._kmeans import kmeans_1d
-
-
-def tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
-    """Identity of a tensor's current contents, as far as torch tracks it without reading it.
-
-    In-place edits under ``torch.no_grad()`` (optimizers, ``load_state_dict``) bump the version
-    counter; edits through ``.data`` do not, so code that edits weights that way must call
-    ``clear_cache()``.
-    """
-    return (t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape), t.stride())
+from haq.quantize._stamp import Stamp
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -57,8 +48,8 @@ class WeightQuantizer(nn.Module):
         super().__init__()
         self.bits: int | None = None
         self._cache: dict[int, _Entry] = {}
-        self._source: tuple[tuple[Any, ...], torch.Tensor] | None = None
-        self._slot: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self._source: tuple[Stamp, torch.Tensor] | None = None  # (stamp, snapshot)
+        self._slot: tuple[Any, Stamp, torch.Tensor] | None = None  # (bits, stamp, qweight)
 
     def clear_cache(self) -> None:
         """Forget everything derived from the float weight (call after editing it via .data)."""
@@ -79,32 +70,33 @@ class WeightQuantizer(nn.Module):
             self._cache[bits] = entry
         with torch.no_grad():
             self._load_state(entry.state)
-        self._slot = (self._eval_key(weight), entry.qweight)
+        self._slot = (bits, Stamp(*self._stamped(weight)), entry.qweight)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.bits is None:
             return weight
         if self.training or (torch.is_grad_enabled() and self._needs_grad(weight)):
             return self._quantize_live(weight, self.bits)
-        key = self._eval_key(weight)
-        if self._slot is None or self._slot[0] != key:
+        slot = self._slot
+        tensors = self._stamped(weight)
+        if slot is None or slot[0] != self.bits or not slot[1].matches(*tensors):
             with torch.no_grad():
-                self._slot = (key, self._quantize_live(weight, self.bits))
-        return self._slot[1]
+                slot = self._slot = (self.bits, Stamp(*tensors),
+                                     self._quantize_live(weight, self.bits))
+        return slot[2]
 
     def _check_source(self, weight: torch.Tensor) -> None:
-        key = tensor_key(weight)
         if self._source is not None:
-            old_key, snapshot = self._source
-            if old_key == key:
+            stamp, snapshot = self._source
+            if stamp.matches(weight):
                 return
             same_layout = (snapshot.shape == weight.shape and snapshot.dtype == weight.dtype
                            and snapshot.device == weight.device)
             if same_layout and torch.equal(snapshot, weight.detach()):
-                self._source = (key, snapshot)
+                self._source = (Stamp(weight), snapshot)
                 return
         self._cache.clear()
-        self._source = (key, weight.detach().clone())
+        self._source = (Stamp(weight), weight.detach().clone())
 
     # -- implemented by subclasses -----------------------------------------------------------
     def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
@@ -113,7 +105,8 @@ class WeightQuantizer(nn.Module):
     def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
         raise NotImplementedError
 
-    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
+    def _stamped(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors the quantized weight is a function of."""
         raise NotImplementedError
 
     def _needs_grad(self, weight: torch.Tensor) -> bool:
@@ -151,8 +144,8 @@ class LinearWeightQuantizer(WeightQuantizer):
     def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
         self.clip.copy_(state[0])
 
-    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
-        return (self.bits, tensor_key(weight), tensor_key(self.clip))
+    def _stamped(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (weight, self.clip)
 
     def _needs_grad(self, weight: torch.Tensor) -> bool:
         return weight.requires_grad
@@ -168,9 +161,12 @@ class LinearWeightQuantizer(WeightQuantizer):
 class KMeansWeightQuantizer(WeightQuantizer):
     """2^b shared values per layer: ``labels`` (fixed) index trainable ``centroids``.
 
-    The effective weight is ``centroids[labels]``; its gradient reaches each centroid as the
-    sum over the weights that share it, so shared weights stay shared after any optimizer step
-    (Deep Compression's centroid fine-tuning). The float weight is not used while quantized.
+    The effective weight is ``centroids[labels]``, so shared weights stay shared after any
+    optimizer step. Each centroid's gradient is the *mean* of its members' gradients: with SGD
+    (momentum and weight decay included) a centroid then moves exactly as the official code's
+    "step every weight, then reset it to its cluster mean" does, at the same learning rate.
+    Deep Compression sums the gradients instead, which scales a centroid's step by its cluster
+    size. The float weight is not used while quantized.
     """
 
     def __init__(self, weight: torch.Tensor, config: QuantConfig, seed: int) -> None:
@@ -181,6 +177,7 @@ class KMeansWeightQuantizer(WeightQuantizer):
         self.register_buffer("labels", labels)
         self.centroids = nn.Parameter(
             torch.zeros(1 << MAX_BITS, dtype=weight.dtype, device=weight.device))
+        self._counts: tuple[Stamp, torch.Tensor] | None = None  # cluster sizes, for the grad
 
     def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
         generator = torch.Generator().manual_seed((self.seed * 16 + bits) % (1 << 62))
@@ -195,17 +192,41 @@ class KMeansWeightQuantizer(WeightQuantizer):
         self.centroids.zero_()
         self.centroids[: centroids.numel()].copy_(centroids)
 
-    def _eval_key(self, weight: torch.Tensor) -> tuple[Any, ...]:
-        return (self.bits, tensor_key(self.centroids), tensor_key(self.labels))
+    def _stamped(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.centroids, self.labels)
 
     def _needs_grad(self, weight: torch.Tensor) -> bool:
         return self.centroids.requires_grad
 
     def _quantize_live(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
-        return self.centroids[self.labels.long()]
+        labels = self.labels.long()
+        if not (torch.is_grad_enabled() and self.centroids.requires_grad):
+            return self.centroids[labels]
+        stamp = self._counts
+        if stamp is None or not stamp[0].matches(self.labels):
+            counts = torch.bincount(labels.reshape(-1), minlength=self.centroids.numel())
+            stamp = self._counts = (Stamp(self.labels), counts.clamp_min(1))
+        return _SharedGather.apply(self.centroids, labels, stamp[1])
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, kmeans, iters={self.iters}"
+
+
+class _SharedGather(torch.autograd.Function):
+    """``centroids[labels]`` whose backward averages (not sums) the gradient per centroid."""
+
+    @staticmethod
+    def forward(ctx: Any, centroids: torch.Tensor, labels: torch.Tensor,
+                counts: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(labels, counts)
+        return centroids[labels]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        labels, counts = ctx.saved_tensors
+        total = torch.zeros(counts.shape, dtype=grad.dtype, device=grad.device)
+        total.index_add_(0, labels.reshape(-1), grad.reshape(-1))
+        return total / counts, None, None
 
 
 def make_weight_quantizer(weight: torch.Tensor, config: QuantConfig,

@@ -23,6 +23,9 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "haq.search.rl",
     "haq.search._random",
     "haq.search._uniform",
+    "haq.search.ohq",
+    "haq.search.hawq",
+    "haq.search.hgq",
 )
 
 

@@ -1,5 +1,11 @@
-"""Test helpers shipped with haq: oracles with known optima and the strategy conformance suite."""
+"""Test helpers shipped with haq: oracles with known optima, tiny seeded problems, and the
+conformance suite every search strategy must pass."""
 
+from haq.testing._conformance import FAST_PARAMS, ConformanceError, check_strategy
 from haq.testing._oracles import brute_force_choice, random_score_and_costs
+from haq.testing._problems import tiny_model, tiny_problem
 
-__all__ = ["brute_force_choice", "random_score_and_costs"]
+__all__ = [
+    "FAST_PARAMS", "ConformanceError", "brute_force_choice", "check_strategy",
+    "random_score_and_costs", "tiny_model", "tiny_problem",
+]

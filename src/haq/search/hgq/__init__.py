@@ -7,8 +7,9 @@ from haq.search.hgq._quantizer import (
     fixed_quantize,
     weight_widths,
 )
+from haq.search.hgq._strategy import HgqStrategy
 
 __all__ = [
-    "FixedPointQuantizer", "HgqLayer", "exact_weight_widths", "fixed_quantize",
+    "FixedPointQuantizer", "HgqLayer", "HgqStrategy", "exact_weight_widths", "fixed_quantize",
     "reference_ebops", "total_ebops", "weight_widths", "wrap_model",
 ]

@@ -75,6 +75,7 @@ class HgqLayer(nn.Module):
         self.register_buffer("act_max", torch.zeros(fs))
         self.register_buffer("act_min", torch.zeros(fs))
         self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
+        self.tracing = False  # eval-mode range tracing (see ``trace_ranges``)
 
     # -- ranges and initial widths --------------------------------------------------------------
     def reset_ranges(self) -> None:
@@ -104,7 +105,7 @@ class HgqLayer(nn.Module):
         return self.weight_quant(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not bool(self.observed):
+        if self.training or self.tracing or not bool(self.observed):
             with torch.no_grad():
                 flat = x.detach().reshape(-1, *self.in_shape)
                 hi = _reduce_to(flat, self.act_max.shape, "max")
@@ -225,6 +226,25 @@ def wrap_model(model: nn.Module, specs: Sequence[LayerSpec], calibration: Iterab
     for layer in layers.values():
         layer.init_bits(init_weight_bits, init_act_bits)
     return wrapped, layers
+
+
+def trace_ranges(model: nn.Module, layers: dict[str, HgqLayer],
+                 batches: Iterable[torch.Tensor]) -> None:
+    """Re-measure every input range exactly, in eval mode, over ``batches`` (HGQ's
+    ``trace_minmax``), so exact widths and EBOPs describe the deployed model."""
+    was = model.training
+    model.eval()
+    for layer in layers.values():
+        layer.reset_ranges()
+        layer.tracing = True
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        for layer in layers.values():
+            layer.tracing = False
+        model.train(was)
 
 
 def total_ebops(layers: dict[str, HgqLayer], exact: bool = False) -> torch.Tensor:

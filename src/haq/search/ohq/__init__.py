@@ -1,4 +1,4 @@
-"""OHQ: on-chip hardware-aware quantization (MQE sensitivity + ILP), and the shared one-shot base."""
+"""OHQ: on-chip hardware-aware quantization (MQE sensitivity + ILP); the shared one-shot base."""
 
 from haq.search.ohq._mqe import Sensitivity, kl_from_logits, mqe_sensitivity, score_table
 from haq.search.ohq._oneshot import ScoreIlpStrategy, problem_constraints

@@ -104,8 +104,8 @@ class ScoreIlpStrategy(Strategy):
         if problem.evaluate is None:
             choice = proposer.solve()
             w, a = choice_bits(choice)
-            policy = policy_from_bits(problem.specs, w, a, strategy=self.name, seed=seed,
-                                      **problem.provenance)
+            policy = policy_from_bits(problem.specs, w, a, **{
+                **problem.provenance, "strategy": self.name, "seed": seed})
             costs = problem.table.evaluate(policy)
             return SearchResult(best=policy, best_accuracy=None, costs=costs, evaluations=0,
                                 seconds=time.perf_counter() - start,

@@ -29,7 +29,7 @@ from haq.errors import StrategyError
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._episodic import EpisodeLoop, Proposal
 from haq.search.rl._config import HaqConfig
-from haq.search.rl._ddpg import DDPG
+from haq.search.rl._ddpg import DDPG, single_thread
 from haq.search.rl._env import BitEnv
 from haq.search.rl._replay import ReplayBuffer
 
@@ -53,6 +53,10 @@ class HaqAgent:
         return float(truncnorm.rvs(lo, hi, loc=mu, scale=sigma, random_state=self.rng))
 
     def ask(self, episode: int) -> Proposal:
+        with single_thread():
+            return self._ask(episode)
+
+    def _ask(self, episode: int) -> Proposal:
         sigma = self.config.sigma_at(episode)
         warmup = episode < self.config.warmup
         actions: list[float] = []
@@ -72,6 +76,11 @@ class HaqAgent:
     # -- step 3: learn --------------------------------------------------------------------------
     def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
              record: dict[str, Any]) -> None:
+        with single_thread():
+            self._tell(episode, proposal, executed, record)
+
+    def _tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
+              record: dict[str, Any]) -> None:
         if record["state"] != "complete":
             return  # a failed episode teaches nothing; its RNG draws are still consumed
         reward = float(record["reward"])

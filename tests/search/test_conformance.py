@@ -1,0 +1,63 @@
+"""Every registered strategy passes the conformance suite on a tiny synthetic problem."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from haq.policy import Policy
+from haq.search import SearchProblem, SearchResult, Strategy, available_strategies
+from haq.search._base import _STRATEGIES, register_strategy
+from haq.testing import ConformanceError, check_strategy
+
+
+@pytest.mark.parametrize("name", available_strategies())
+def test_strategy_conforms(name: str, tmp_path: Path) -> None:
+    check_strategy(name, tmp_path)
+
+
+def test_builtin_strategies_are_registered() -> None:
+    assert {"ohq", "hawq", "hgq", "haq", "random", "uniform"} <= set(available_strategies())
+
+
+_COUNTER = itertools.count()
+
+
+class _OverBudget(Strategy):
+    """Always W8A8, whatever the budget: must fail the budget check."""
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir=None, resume=False,
+            progress=None) -> SearchResult:
+        best = Policy.uniform(problem.specs, 8, 8)
+        return SearchResult(best, None, problem.table.evaluate(best), 0, 0.0)
+
+
+class _Flaky(Strategy):
+    """Ignores the seed: a different (feasible) uniform policy every call."""
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir=None, resume=False,
+            progress=None) -> SearchResult:
+        best = Policy.uniform(problem.specs, 2 + next(_COUNTER) % 2, 2)
+        return SearchResult(best, None, problem.table.evaluate(best), 0, 0.0)
+
+
+@pytest.fixture
+def broken() -> Iterator[None]:
+    register_strategy("test-over-budget")(_OverBudget)
+    register_strategy("test-flaky")(_Flaky)
+    yield
+    _STRATEGIES.pop("test-over-budget", None)
+    _STRATEGIES.pop("test-flaky", None)
+
+
+def test_suite_rejects_a_strategy_that_ignores_the_budget(tmp_path: Path, broken: None) -> None:
+    with pytest.raises(ConformanceError, match="exceeds the budget"):
+        check_strategy("test-over-budget", tmp_path, params={})
+
+
+def test_suite_rejects_a_nondeterministic_strategy(tmp_path: Path, broken: None) -> None:
+    with pytest.raises(ConformanceError, match="not deterministic"):
+        check_strategy("test-flaky", tmp_path, params={})
