@@ -36,9 +36,6 @@ class TinyNet(nn.Module):
         return self.head(x.flatten(1))
 
 
-LAYERS = ["stem", "dw", "row", "head"]
-
-
 def make_net(seed: int = 0) -> TinyNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -54,11 +51,6 @@ def net() -> TinyNet:
 def net_factory() -> Callable[..., TinyNet]:
     """``net_factory(seed)`` builds a fresh TinyNet; the seed fixes its float weights."""
     return make_net
-
-
-@pytest.fixture
-def layer_names() -> list[str]:
-    return list(LAYERS)
 
 
 @pytest.fixture

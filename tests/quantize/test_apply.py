@@ -11,6 +11,8 @@ from haq.policy import LayerBits, Policy
 from haq.quantize import (
     QuantConfig,
     QuantModule,
+    _stats,
+    _weight,
     apply_policy_,
     calibrate_,
     prepare_,
@@ -19,7 +21,6 @@ from haq.quantize import (
     sqnr_db,
     strip_,
 )
-from haq.quantize import _stats, _weight
 from haq.specs import extract_specs
 
 LAYERS = ["stem", "dw", "row", "head"]  # TinyNet in conftest.py

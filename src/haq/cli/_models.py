@@ -95,6 +95,7 @@ def train(
     out: Path | None = typer.Option(None, help="weights file; default ./MODEL.pt"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's IDX files"),
     threads: int = typer.Option(2, help="torch CPU threads"),
+    max_batches: int | None = typer.Option(None, help="cap batches per epoch (smoke runs)"),
 ) -> None:
     """Train MODEL with its recorded recipe; write weights + a JSON sidecar, report test top-1."""
     import torch
@@ -116,6 +117,8 @@ def train(
         recipe["epochs"] = epochs
     if lr is not None:
         recipe["lr"] = lr
+    if max_batches is not None:
+        recipe["max_batches"] = max_batches
     config = TrainConfig.from_dict(recipe)
     splits = hdata.load(recipe.get("dataset", meta.dataset), root=data_dir)
     net = create(model, seed=seed)

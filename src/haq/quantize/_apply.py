@@ -36,14 +36,15 @@ def prepare_(model: nn.Module, names: Iterable[str],
              config: QuantConfig | None = None) -> nn.Module:
     """Wrap the named Conv1d/Conv2d/Linear layers in place, all bits float (passthrough).
 
-    Already wrapped layers are left alone if they use the same config.
+    Already wrapped layers are left alone if they use the same config. ``config=None`` means
+    the config the model is already wrapped with, or ``QuantConfig()`` for a float model.
 
     Raises:
         PolicyError: a name is not a module of ``model``.
         UnsupportedModelError: a named module is not a plain Conv1d/Conv2d/Linear.
         ConfigError: a named layer is already wrapped with a different config.
     """
-    config = config or QuantConfig()
+    config = _resolve_config(model, config)
     for name in names:
         module = _lookup(model, name)
         if isinstance(module, QuantModule):
@@ -157,10 +158,6 @@ def apply_policy_(model: nn.Module, policy: PolicyLike,
         4
     """
     entries = policy.layers if isinstance(policy, Policy) else policy
-    existing = quantized_layers(model)
-    if config is None:
-        configs = {m.quant_config for m in existing.values()}
-        config = configs.pop() if len(configs) == 1 else QuantConfig()
     prepare_(model, list(entries), config)
     if calibration_data is not None:
         calibrate_(model, calibration_data)
@@ -180,6 +177,13 @@ def strip_(model: nn.Module, bake: bool = False) -> nn.Module:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _resolve_config(model: nn.Module, config: QuantConfig | None) -> QuantConfig:
+    if config is not None:
+        return config
+    configs = {m.quant_config for m in quantized_layers(model).values()}
+    return configs.pop() if len(configs) == 1 else QuantConfig()
+
+
 def _lookup(model: nn.Module, name: str) -> nn.Module:
     if name == "":
         raise UnsupportedModelError("the model itself is a single layer; wrap it in a container "

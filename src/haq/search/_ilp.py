@@ -15,8 +15,12 @@ shifted by its minimum (a constant, because every layer picks exactly one pair).
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
 N_BITS = FLOAT_INDEX + 1  # 1..8 bits plus float
 # Relative slack a budget may be exceeded by through float rounding of the cost sum itself.
 _REL_TOL = 1e-9
+# HiGHS options scipy does not wrap: tight feasibility so a budget is never exceeded by the
+# solver's 1e-7 default slack, and a zero absolute gap so "optimal" means optimal.
+_HIGHS_EXTRA = {"primal_feasibility_tolerance": 1e-10, "mip_feasibility_tolerance": 1e-10,
+                "mip_abs_gap": 0.0}
 
 
 @dataclass(frozen=True)
@@ -143,15 +151,39 @@ def _raise_if_each_infeasible(mask_costs: list[np.ndarray],
                 "budget to at least that or allow fewer bits")
 
 
+@contextmanager
+def _silenced_stdout() -> Iterator[None]:
+    """Discard what native code writes to file descriptor 1 meanwhile.
+
+    HiGHS 1.x (inside scipy) prints a debug line to the C stdout on some MIPs, whatever its
+    logging options; a library must not print, and it would corrupt a CLI's JSON output.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no usable fd 1 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _milp(obj: np.ndarray, eq: sparse.csr_array, ub: np.ndarray | None, rhs: np.ndarray,
           time_limit: float) -> tuple[np.ndarray | None, bool]:
     cons = [optimize.LinearConstraint(eq, 1.0, 1.0)]
     if ub is not None:
         cons.append(optimize.LinearConstraint(ub, -np.inf, rhs))
-    res = optimize.milp(
-        obj, integrality=np.ones(obj.size), bounds=optimize.Bounds(0.0, 1.0), constraints=cons,
-        options={"mip_rel_gap": 0.0, "time_limit": float(time_limit)},
-    )
+    options = {"mip_rel_gap": 0.0, "time_limit": float(time_limit), **_HIGHS_EXTRA}
+    with warnings.catch_warnings(), _silenced_stdout():
+        # scipy passes options it does not know to HiGHS verbatim, and says so: expected here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = optimize.milp(obj, integrality=np.ones(obj.size), bounds=optimize.Bounds(0.0, 1.0),
+                            constraints=cons, options=options)
     if res.x is None:
         if res.status == 1:  # time limit with no incumbent
             raise CostModelError(f"the bit-allocation ILP found no solution within "
@@ -186,7 +218,7 @@ def _solve_once(obj: np.ndarray, layer_of: np.ndarray, n_layers: int, costs: lis
     if lp.status != 0:
         return _milp(obj, eq, ub, rhs, time_limit)
     lower, reduced = float(lp.fun), np.maximum(lp.lower.marginals, 0.0)
-    delta = 1e-3 * max(1.0, abs(lower))
+    delta = 1e-5 * abs(lower) + 1e-9
     while True:
         keep = reduced <= delta + 1e-9
         if keep.all() or not np.all(np.bincount(layer_of[keep], minlength=n_layers) > 0):
