@@ -7,7 +7,7 @@ Two workloads, each solved for several seeds:
   plus a random interaction term, two random cost metrics, budgets at a random 10-60 % of the
   way from the cheapest to the dearest policy (``haq.testing.random_score_and_costs``);
 * ``mobilenetv2-bismo``: MobileNet-V2 (ImageNet shapes, 53 layers) priced by ``bismo-cloud``
-  (latency and DRAM-traffic budgets at 0.5x and 0.9x W8A8; DRAM cannot go below 0.81x), with an additive score
+  (latency and DRAM budgets at 0.5x and 0.9x W8A8; DRAM cannot go below 0.81x), with a score
   ``s_w 4^-w + s_a 4^-a`` (per-layer random scales), the shape OHQ and HAWQ produce.
 
     .venv/bin/python benchmarks/bench_ilp.py [--seeds 20]

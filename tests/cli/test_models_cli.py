@@ -9,22 +9,33 @@ import torch
 from typer.testing import CliRunner
 
 from haq.cli.__main__ import _register, app
-from haq.data._sources import DEFAULT_FMNIST_ROOT, FMNIST_FILES
+from haq.cli._common import console
+from haq.cli._models import train_and_save
+from haq.data import synthetic
+from haq.finetune import TrainConfig, evaluate
+from haq.models import create
 
 _register()
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    """Rich tables fit the terminal; a wide one keeps every column readable in the output."""
+    monkeypatch.setattr(console, "width", 220)
+
+
 def test_specs_table_lists_every_layer() -> None:
-    result = runner.invoke(app, ["specs", "mobilenetv2-imagenet"], terminal_width=200)
+    result = runner.invoke(app, ["specs", "mobilenetv2-imagenet"])
     assert result.exit_code == 0, result.output
     assert "53 quantizable layers" in result.output
     assert "features.18.conv" in result.output and "classifier" in result.output
     assert "300,774,272 MACs" in result.output
 
 
+@pytest.mark.slow
 def test_models_lists_the_zoo() -> None:
-    result = runner.invoke(app, ["models"], terminal_width=200)
+    result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     for name in ("mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist",
                  "resnet50-imagenet"):
@@ -39,17 +50,25 @@ def test_unknown_model_is_a_typed_error() -> None:
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not all((DEFAULT_FMNIST_ROOT / f).is_file() for f in FMNIST_FILES.values()),
-                    reason="Fashion-MNIST is not installed")
-def test_train_writes_weights_and_sidecar(tmp_path) -> None:
+def test_train_and_save_writes_weights_and_sidecar(tmp_path) -> None:
+    splits = synthetic(num_classes=10, input_shape=(1, 28, 28), sizes=(64, 32, 32), seed=0)
     out = tmp_path / "r20.pt"
-    result = runner.invoke(app, ["train", "resnet20-fmnist", "--epochs", "1", "--max-batches",
-                                 "3", "--threads", "1", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    config = TrainConfig(epochs=1, max_batches=2, batch_size=16, lr=0.05)
+    sidecar = train_and_save("resnet20-fmnist", splits, config, out, threads=1)
     state = torch.load(out, map_location="cpu", weights_only=True)
-    assert "fc.weight" in state
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["recipe"]["max_batches"] == 3 and sidecar["recipe"]["epochs"] == 1
-    assert 0.0 <= sidecar["test_accuracy"] <= 100.0 and sidecar["train_seconds"] > 0
-    assert sidecar["command"].startswith("haq ") and sidecar["torch"] == torch.__version__
+    model = create("resnet20-fmnist")
+    model.load_state_dict(state)
+    assert evaluate(model, splits.test) == pytest.approx(sidecar["test_accuracy"], abs=0.01)
+    on_disk = json.loads(out.with_suffix(".json").read_text())
+    assert on_disk == sidecar and on_disk["recipe"]["max_batches"] == 2
+    assert on_disk["history"]["loss"] and on_disk["train_seconds"] > 0
+    assert on_disk["torch"] == torch.__version__ and "date" in on_disk and "command" in on_disk
+    assert on_disk["weights_bytes"] == out.stat().st_size
+    assert out.stat().st_mode & 0o044  # shareable, unlike a bare temp file
+
+
+def test_train_refuses_cost_only_models() -> None:
+    from haq.errors import ConfigError
+
+    result = runner.invoke(app, ["train", "resnet50-imagenet"])
+    assert isinstance(result.exception, ConfigError) and "cost-only" in str(result.exception)

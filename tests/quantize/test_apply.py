@@ -208,3 +208,22 @@ def test_same_seed_same_model(net_factory, batches, config: QuantConfig) -> None
         net = apply_policy_(net_factory(), _uniform(3, 4), batches, config)
         outputs.append(_out(net, batches[2]))
     assert torch.equal(outputs[0], outputs[1])
+
+
+def test_inference_mode_and_clear_cache_after_data_edits(net, batches) -> None:
+    apply_policy_(net, _uniform(4, 4), batches)
+    x = batches[0]
+    with torch.inference_mode():
+        first, again = net(x), net(x)
+    assert torch.equal(first, again) and torch.equal(first, _out(net, x))
+    net.head.weight.data.mul_(3.0)  # .data edits bypass the version counter ...
+    assert torch.equal(_out(net, x), first)  # ... so the stale cache is still used
+    net.head.weight_quant.clear_cache()
+    assert not torch.equal(_out(net, x), first)
+
+
+def test_prepare_keeps_the_config_of_a_wrapped_model(net, batches) -> None:
+    config = QuantConfig(weight_granularity="per_tensor")
+    prepare_(net, ["stem"], config)
+    prepare_(net, ["stem", "dw"])  # no config: the model's own
+    assert net.dw.quant_config == config

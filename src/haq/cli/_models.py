@@ -100,12 +100,10 @@ def train(
     """Train MODEL with its recorded recipe; write weights + a JSON sidecar, report test top-1."""
     import torch
 
-    import haq
     from haq import data as hdata
     from haq.errors import ConfigError
-    from haq.finetune import TrainConfig, evaluate
-    from haq.finetune import train as run_training
-    from haq.models import available, create, info
+    from haq.finetune import TrainConfig
+    from haq.models import available, info
 
     meta = info(model)
     if not meta.recipe:
@@ -113,16 +111,32 @@ def train(
                           + ", ".join(n for n in available() if info(n).recipe))
     torch.set_num_threads(threads)
     recipe = {**meta.recipe, "seed": seed}
-    if epochs is not None:
-        recipe["epochs"] = epochs
-    if lr is not None:
-        recipe["lr"] = lr
-    if max_batches is not None:
-        recipe["max_batches"] = max_batches
+    overrides = {"epochs": epochs, "lr": lr, "max_batches": max_batches}
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
     config = TrainConfig.from_dict(recipe)
     splits = hdata.load(recipe.get("dataset", meta.dataset), root=data_dir)
-    net = create(model, seed=seed)
     out = out or Path(f"{model}.pt")
+    sidecar = train_and_save(model, splits, config, out, threads=threads)
+    console.print(f"{model}: test top-1 {sidecar['test_accuracy']:.2f}% after "
+                  f"{sidecar['train_seconds'] / 60:.1f} min; wrote {out} and "
+                  f"{out.with_suffix('.json')}")
+
+
+def train_and_save(model: str, splits: Any, config: Any, out: Path,
+                   threads: int) -> dict[str, Any]:
+    """Train zoo ``model`` on ``splits`` with a progress bar; write weights + sidecar JSON.
+
+    Returns:
+        The sidecar written next to ``out`` (``out`` with a ``.json`` suffix).
+    """
+    import torch
+
+    import haq
+    from haq.finetune import evaluate
+    from haq.finetune import train as run_training
+    from haq.models import create
+
+    net = create(model, seed=config.seed)
     started = time.perf_counter()
     with _progress_bar() as bar:
         task = bar.add_task(f"train {model}", total=None, status="")
@@ -152,5 +166,4 @@ def train(
                     if isinstance(vals, list)},
     }
     _write_outputs(out, net.state_dict(), sidecar)
-    console.print(f"{model}: test top-1 {test_accuracy:.2f}% after {seconds / 60:.1f} min; "
-                  f"wrote {out} and {out.with_suffix('.json')}")
+    return sidecar

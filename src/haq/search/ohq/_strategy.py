@@ -60,8 +60,8 @@ class OhqStrategy(ScoreIlpStrategy):
         ilp_time_limit: seconds the ILP may take.
     """
 
-    def __init__(self, inputs: str = "auto", batch_size: int = 32, batches: int = 1,
-                 bn_steps: int = 60, quant_config: QuantConfig | Mapping[str, Any] | None = None,
+    def __init__(self, inputs: str = "auto", batch_size: int = 16, batches: int = 1,
+                 bn_steps: int = 30, quant_config: QuantConfig | Mapping[str, Any] | None = None,
                  ilp_time_limit: float = 60.0) -> None:
         super().__init__(ilp_time_limit)
         if inputs not in INPUT_KINDS:

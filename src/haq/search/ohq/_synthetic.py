@@ -34,7 +34,7 @@ def gaussian_inputs(shape: Sequence[int], batches: int, generator: torch.Generat
 
 
 def bn_matched_inputs(model: nn.Module, shape: Sequence[int], batches: int,
-                      generator: torch.Generator, *, steps: int = 60, lr: float = 0.2
+                      generator: torch.Generator, *, steps: int = 30, lr: float = 0.2
                       ) -> list[torch.Tensor]:
     """Inputs whose per-BatchNorm batch statistics match the running statistics (ZeroQ).
 
@@ -92,7 +92,7 @@ def bn_matched_inputs(model: nn.Module, shape: Sequence[int], batches: int,
 
 
 def synthetic_inputs(model: nn.Module, shape: Sequence[int], kind: str, *, batches: int = 1,
-                     seed: int = 0, steps: int = 60) -> list[torch.Tensor]:
+                     seed: int = 0, steps: int = 30) -> list[torch.Tensor]:
     """Probe inputs of ``kind`` ("bn" or "gaussian"), deterministic in ``seed``."""
     if kind not in SYNTHETIC_KINDS:
         raise ConfigError(f"synthetic={kind!r} is not supported; choose one of "

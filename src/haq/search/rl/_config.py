@@ -42,12 +42,12 @@ class HaqConfig:
     """Per-episode decay: sigma = sigma * sigma_decay ** (episode - warmup) (paper: 0.99)."""
     reward_scale: float = 0.1
     """lambda in reward = lambda * (accuracy_quant - accuracy_float), in % top-1 (paper: 0.1)."""
-    baseline_decay: float = 0.9
+    baseline_decay: float = 0.5
     """Reward baseline b <- decay * b + (1 - decay) * reward per episode; b is subtracted from
     rewards in the critic target (paper: a moving average; code: 0.5 per minibatch)."""
-    budget_features: bool = True
-    """Add AMC-style state features: share of the budget's room used so far, the layer's share
-    of the cost range (paper: off)."""
+    budget_features: bool = False
+    """Add AMC-style state features: share of the budgets' room used so far, the layer's share
+    of the cost range (paper: none; off by default, no gain measured on the identity problem)."""
     checkpoint_every: int = 1
     """Checkpoint agent, replay buffer and RNGs every k episodes (the journal is per episode)."""
 
