@@ -55,6 +55,7 @@ def test_evaluate_matches_known_outputs() -> None:
     assert evaluate(model, DataLoader(data, batch_size=16)) == pytest.approx(75.0)
     assert evaluate(model, data, max_samples=10) == pytest.approx(0.0)
     assert evaluate(model, data, max_samples=1000) == pytest.approx(75.0)
+    assert evaluate(model, DataLoader(data, batch_size=16), max_samples=20) == pytest.approx(50.0)
     with pytest.raises(ConfigError, match="empty"):
         evaluate(model, TensorDataset(x[:0], y[:0]))
     with pytest.raises(ConfigError, match="Dataset or DataLoader"):

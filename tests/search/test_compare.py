@@ -60,3 +60,24 @@ def test_compare_needs_a_budget() -> None:
     problem.budgets = []
     with pytest.raises(ConfigError, match="budget"):
         compare(problem, ["ohq"])
+
+
+def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> None:
+    from haq.cost import Budget
+    from haq.data import synthetic
+    from haq.search.compare import build_problem, final_scorer
+    from haq.testing._problems import INPUT_SHAPE, NUM_CLASSES, _batches, tiny_model, train_tiny
+
+    splits = synthetic(num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE, noise=1.5, seed=0)
+    x, y = splits.train.tensors
+    model = train_tiny(tiny_model(0), _batches(x, y, 64))
+    problem, got_splits = build_problem(model, splits, "bops",
+                                        [Budget("bops", 0.4, relative=True)], eval_samples=64)
+    assert got_splits is splits and problem.float_accuracy > 50
+    assert isinstance(problem.calibration[0], list | tuple)  # (x, y) loader batches
+    result = compare(problem, ["ohq", "hgq"], final_score=final_scorer(problem, splits, 0),
+                     params={"ohq": {"bn_steps": 3}, "hgq": {"epochs": 1}},
+                     uniform_bits=(4,), run_root=tmp_path / "runs")
+    assert [e.error for e in result.strategies()] == [None, None]
+    assert all(e.feasible and e.accuracy > 25 for e in result.strategies())
+    assert (tmp_path / "runs" / "ohq" / "journal.jsonl").exists()

@@ -14,6 +14,7 @@ from haq.search._base import _STRATEGIES, register_strategy
 from haq.testing import ConformanceError, check_strategy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", available_strategies())
 def test_strategy_conforms(name: str, tmp_path: Path) -> None:
     check_strategy(name, tmp_path)

@@ -107,3 +107,13 @@ def test_ohq_on_calibration_inputs_and_error_paths() -> None:
         OhqStrategy().run(problem)
     with pytest.raises(ConfigError, match="inputs"):
         OhqStrategy(inputs="imagenet")
+
+
+def test_calibration_given_as_labelled_batches() -> None:
+    # haq.search.api hands calibration over as (x, y) loader batches
+    problem = tiny_problem(seed=2, evaluate=False)
+    x = problem.calibration[0]
+    problem.calibration = [(x, torch.zeros(len(x), dtype=torch.long))]
+    for inputs in ("calibration", "bn"):
+        result = OhqStrategy(inputs=inputs, bn_steps=3).run(problem)
+        assert problem.space.contains(result.best, problem.specs)

@@ -38,6 +38,12 @@ def _register() -> None:
     from haq.cli import _hw
 
     app.add_typer(_hw.hw_app, name="hw")
+    from haq.cli import _search
+
+    app.command("search")(_search.search)
+    from haq.cli import _compare
+
+    app.command("compare")(_compare.compare)
 
 
 def main() -> None:

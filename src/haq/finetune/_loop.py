@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from haq.data import loader
 from haq.errors import ConfigError
@@ -44,21 +44,23 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 500, device: str = 
         data: a Dataset of ``(image, label)`` or a DataLoader of such batches.
         batch_size: batch size when ``data`` is a Dataset.
         device: device the batches are moved to (the model is expected there already).
-        max_samples: score only the first ``max_samples`` samples of a Dataset.
+        max_samples: score only the first ``max_samples`` samples.
 
     Raises:
         ConfigError: the data is empty or not a Dataset/DataLoader.
     """
-    if max_samples is not None and isinstance(data, Dataset) and not isinstance(data, DataLoader):
-        data = Subset(data, range(min(max_samples, len(data))))  # type: ignore[arg-type]
+    limit = math.inf if max_samples is None else max_samples
     was_training = model.training
     model.eval()
     correct = total = 0
     try:
         for x, y in _as_loader(data, batch_size, shuffle=False, seed=0):
-            logits = model(x.to(device))
-            correct += int((logits.argmax(dim=1) == y.to(device)).sum())
-            total += int(y.numel())
+            if total >= limit:
+                break
+            keep = int(min(len(y), limit - total))
+            logits = model(x[:keep].to(device))
+            correct += int((logits.argmax(dim=1) == y[:keep].to(device)).sum())
+            total += keep
     finally:
         model.train(was_training)
     if total == 0:
@@ -90,6 +92,23 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=config.weight_decay)
 
 
+class _Epoch:
+    """Running loss and accuracy of one epoch, on the training batches as seen."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.loss_sum, self.correct, self.seen = index, 0.0, 0, 0
+
+    def add(self, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+        n = int(y.numel())
+        self.loss_sum += loss * n
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.seen += n
+
+    def summary(self) -> dict[str, float]:
+        seen = max(self.seen, 1)
+        return {"loss": self.loss_sum / seen, "train_accuracy": 100.0 * self.correct / seen}
+
+
 def train(model: nn.Module, train_data: Data, config: TrainConfig,
           progress: Progress | None = None, eval_data: Data | None = None,
           after_step: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
@@ -98,6 +117,7 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     Data order, augmentation and stochastic layers (dropout) are all driven by ``config.seed``:
     the loop runs inside ``torch.random.fork_rng`` seeded with it, so the caller's global RNG
     state is left exactly as it was and two runs with the same seed give the same weights.
+    The model's train/eval mode is restored at the end.
 
     Args:
         model: any ``nn.Module`` mapping images to logits, float or fake-quantized.
@@ -132,17 +152,26 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     was_training = model.training
     started = time.perf_counter()
-    step = 0
+    step, lr = 0, config.lr
+
+    def close(epoch: _Epoch) -> None:
+        record = {"event": "epoch", "epoch": epoch.index, "step": step, "total_steps": total,
+                  "lr": lr, **epoch.summary()}
+        if eval_data is not None:
+            record["eval_accuracy"] = evaluate(model, eval_data, device=config.device)
+        for key in history:
+            history[key].append(record[key])
+        if progress is not None:
+            progress(record)
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model.train()
-        sums = [0.0, 0, 0]  # loss * n, correct, n of the current epoch
-        current = 0
-        for epoch, (x, y) in _batches(data, config, per_epoch):
-            if epoch != current:
-                _end_epoch(model, current, sums, optimizer, history, eval_data, progress,
-                           step, total, config.device)
-                sums, current = [0.0, 0, 0], epoch
+        epoch = _Epoch(0)
+        for index, (x, y) in _batches(data, config, per_epoch):
+            if index != epoch.index:
+                close(epoch)
+                epoch = _Epoch(index)
             lr = _set_lr(optimizer, config, step, total)
             x, y = x.to(config.device), y.to(config.device)
             if config.augment:
@@ -159,15 +188,12 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if after_step is not None:
                 after_step(model)
             step += 1
-            n, loss_value = int(y.numel()), float(loss.detach())
-            sums[0] += loss_value * n
-            sums[1] += int((logits.detach().argmax(1) == y).sum())
-            sums[2] += n
+            loss_value = float(loss.detach())
+            epoch.add(loss_value, logits.detach(), y)
             if progress is not None:
-                progress({"event": "step", "step": step, "total_steps": total, "epoch": epoch,
-                          "loss": loss_value, "lr": lr})
-        _end_epoch(model, current, sums, optimizer, history, eval_data, progress, step, total,
-                   config.device)
+                progress({"event": "step", "step": step, "total_steps": total,
+                          "epoch": index, "loss": loss_value, "lr": lr})
+        close(epoch)
     model.train(was_training)
     history["steps"] = step
     history["seconds"] = time.perf_counter() - started
@@ -182,24 +208,6 @@ def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
-
-
-def _end_epoch(model: nn.Module, epoch: int, sums: list[Any], optimizer: torch.optim.Optimizer,
-               history: dict[str, Any], eval_data: Data | None, progress: Progress | None,
-               step: int, total: int, device: str) -> None:
-    loss = sums[0] / max(sums[2], 1)
-    accuracy = 100.0 * sums[1] / max(sums[2], 1)
-    history["loss"].append(loss)
-    history["train_accuracy"].append(accuracy)
-    history["lr"].append(optimizer.param_groups[0]["lr"])
-    record = {"event": "epoch", "epoch": epoch, "step": step, "total_steps": total,
-              "loss": loss, "train_accuracy": accuracy}
-    if eval_data is not None:
-        record["eval_accuracy"] = evaluate(model, eval_data, device=device)
-        history["eval_accuracy"].append(record["eval_accuracy"])
-        model.train()
-    if progress is not None:
-        progress(record)
 
 
 def finetune(model: nn.Module, train_data: Data, config: TrainConfig,

@@ -73,7 +73,7 @@ def create(name: str, pretrained: bool = False, seed: int = 0) -> nn.Module:
 
     Raises:
         ConfigError: unknown name, a cost-only model asked for weights, or the weight file is
-            missing.
+            missing or does not fit the architecture.
     """
     entry = _entry(name)
     if pretrained and not entry.trainable:
@@ -92,7 +92,12 @@ def create(name: str, pretrained: bool = False, seed: int = 0) -> nn.Module:
     init_weights(model, torch.Generator().manual_seed(seed))
     if pretrained:
         state = torch.load(entry.weights_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ConfigError(
+                f"{entry.weights_path} does not fit the {name} architecture ({err}); the "
+                f"weights are stale, retrain with `haq train {name}`") from err
     return model.eval()
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from haq.errors import ConfigError
 from haq.models._blocks import ConvBNAct
 
 
@@ -55,7 +56,7 @@ class ResNetCifar(nn.Module):
                  widths: Sequence[int] = (16, 32, 64)) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, ...), got {depth}")
+            raise ConfigError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, ...), got {depth}")
         blocks = (depth - 2) // 6
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])

@@ -7,6 +7,9 @@ imported lazily so that ``import haq`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+from typing import Any
 
 from haq.search._base import (
     EvalResult,
@@ -34,6 +37,26 @@ def _load_builtin_strategies() -> None:
         importlib.import_module(module)
 
 
+def __getattr__(name: str) -> Any:
+    if name == "search":  # the public verb, imported lazily: it pulls in every stage
+        from haq.search.api import search
+
+        return search
+    raise AttributeError(f"module 'haq.search' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``haq.search(...)`` call the verb even after ``import haq.search`` has bound the
+    name ``haq.search`` to this package (an import always does, shadowing haq's lazy export)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from haq.search.api import search
+
+        return search(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
 __all__ = [
     "EvalResult",
     "SearchProblem",
@@ -42,4 +65,5 @@ __all__ = [
     "available_strategies",
     "get_strategy",
     "register_strategy",
+    "search",
 ]

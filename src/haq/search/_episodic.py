@@ -209,11 +209,9 @@ class EpisodeLoop:
             "settings": {k: v for k, v in self.settings.items() if k != "episodes"},
             "layers": [s.name for s in p.specs], "budgets": budgets,
             "space": _space_dict(p.space), "reward_scale": self.reward_scale,
-            "float_accuracy": p.float_accuracy,
-            **{k: v for k, v in p.provenance.items() if k in ("table_hash", "model")},
+            "float_accuracy": p.float_accuracy, "problem": p.provenance,
         }
-        info = {"settings": self.settings, "problem": p.provenance,
-                "specs": [s.to_dict() for s in p.specs]}
+        info = {"settings": self.settings, "specs": [s.to_dict() for s in p.specs]}
         return RunStore.open(run_dir, identity, resume=resume, info=info)
 
     def _report(self, progress: Progress | None, record: dict[str, Any],

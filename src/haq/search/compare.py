@@ -209,6 +209,81 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
                       entries=entries)
 
 
+def build_problem(model: Any, data: Any, cost_model: Any, budgets: Sequence[Any], *,
+                  space: Any = None, quant_config: Any = None, finetune_steps: int = 0,
+                  eval_samples: int | None = 1000, seed: int = 0) -> tuple[SearchProblem, Any]:
+    """The search problem ``haq.search.api.search`` would build, built once for all strategies.
+
+    Args:
+        model: a float ``nn.Module`` or a zoo name (loaded with its trained weights).
+        data: ``DataSplits`` or a dataset name.
+        cost_model: a ``CostModel``, a registered name or a ``CostTable``.
+        budgets: ``Budget`` objects.
+        space / quant_config / finetune_steps / eval_samples / seed: as for ``search``.
+
+    Returns:
+        (problem, splits); the problem scores policies on ``heldout`` like every search.
+    """
+    import haq.cost
+    from haq.cost import CostTable, check_feasible
+    from haq.data import DataSplits, load, loader
+    from haq.finetune import evaluate
+    from haq.models import create
+    from haq.policy import BitSpace
+    from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig
+    from haq.search._evaluator import EpisodeEvaluator
+    from haq.search.api import table_hash
+    from haq.specs import extract_specs
+
+    name = model if isinstance(model, str) else type(model).__name__
+    net = create(model, pretrained=True) if isinstance(model, str) else model
+    splits = load(data) if isinstance(data, str) else data
+    if not isinstance(splits, DataSplits):
+        raise ConfigError("data must be a dataset name or haq.data.DataSplits")
+    specs = extract_specs(net, splits.train[0][0][None])
+    if isinstance(cost_model, str):
+        cost_model = haq.cost.get(cost_model)
+    table = cost_model if isinstance(cost_model, CostTable) else cost_model.table(specs)
+    space = space or BitSpace()
+    check_feasible(table, budgets, space, specs)
+    quant_config = quant_config or QuantConfig()
+    calibration = list(loader(splits.train, 128, shuffle=True, seed=seed))[
+        :DEFAULT_CALIBRATION_BATCHES]
+    evaluator = EpisodeEvaluator(net, specs, heldout=splits.heldout, calibration=calibration,
+                                 quant_config=quant_config, train_data=splits.train,
+                                 finetune_steps=finetune_steps, eval_samples=eval_samples,
+                                 seed=seed)
+    provenance = {"model": name, "dataset": splits.name, "cost_model": table.source,
+                  "table_hash": table_hash(table), "budgets": [b.describe() for b in budgets],
+                  "quant_config": quant_config.to_dict(), "seed": seed}
+    problem = SearchProblem(specs, table, list(budgets), space, evaluate=evaluator,
+                            float_accuracy=evaluate(net, evaluator.heldout), model=net,
+                            calibration=calibration, train_data=splits.train,
+                            provenance=provenance)
+    return problem, splits
+
+
+def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_config: Any = None,
+                 seed: int = 0) -> FinalScore:
+    """policy -> test accuracy (%) after calibrating and fine-tuning ``epochs`` on ``train``
+    (0 = calibrated post-training quantization); the only use of the test split."""
+    import copy
+
+    from haq.finetune import evaluate, final_finetune_config, finetune
+    from haq.quantize import QuantConfig, apply_policy_
+
+    config = quant_config or QuantConfig()
+
+    def score(policy: Policy) -> float:
+        quantized = apply_policy_(copy.deepcopy(problem.model), policy, problem.calibration,
+                                  config)
+        if epochs > 0:
+            finetune(quantized, splits.train, final_finetune_config(seed, epochs))
+        return float(evaluate(quantized, splits.test))
+
+    return score
+
+
 def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:
     """Accuracy against the budgeted metric: strategies, uniform points, the budget line."""
     import matplotlib

@@ -25,32 +25,26 @@ from haq.quantize import QuantConfig, calibrate_, prepare_, quantized_layers, se
 from haq.search._base import SearchProblem, register_strategy
 from haq.search.hawq._hessian import HessianTraces, hutchinson_traces
 from haq.search.ohq._mqe import probe_bits
-from haq.search.ohq._oneshot import ScoreIlpStrategy
+from haq.search.ohq._oneshot import ScoreIlpStrategy, calibration_inputs, labelled_batches
 from haq.search.ohq._strategy import as_quant_config
 from haq.specs import LayerSpec
 
 N_BITS = FLOAT_INDEX + 1
 
 
-def labelled_batches(problem: SearchProblem, count: int) -> tuple[list[tuple], str]:
+def training_batches(problem: SearchProblem, count: int) -> tuple[list[tuple], str]:
     """Up to ``count`` (x, y) batches: training batches if the problem has them, otherwise the
     calibration inputs labelled with the float model's own predictions."""
     if problem.train_data is not None:
-        out = []
-        for batch in problem.train_data:
-            if not isinstance(batch, Sequence) or len(batch) < 2:
-                raise StrategyError("train_data must yield (inputs, labels) batches")
-            out.append((batch[0], batch[1]))
-            if len(out) >= count:
-                break
+        out = labelled_batches(problem.train_data, count)
         if out:
             return out, "train"
-    if not problem.calibration:
+    inputs = calibration_inputs(problem)
+    if not inputs:
         raise StrategyError("hawq needs labelled training batches (SearchProblem.train_data) or "
                             "calibration inputs to estimate Hessian traces")
     with torch.no_grad():
-        return [(x, problem.model(x).argmax(dim=1))
-                for x in list(problem.calibration)[:count]], "pseudo-labels"
+        return [(x, problem.model(x).argmax(dim=1)) for x in inputs[:count]], "pseudo-labels"
 
 
 def perturbations(model: nn.Module, specs: Sequence[LayerSpec], batches: Sequence[tuple],
@@ -120,7 +114,7 @@ class HawqStrategy(ScoreIlpStrategy):
         if problem.model is None:
             raise StrategyError("hawq needs the float model in the search problem "
                                 "(SearchProblem.model)")
-        batches, _ = labelled_batches(problem, self.batches)
+        batches, _ = training_batches(problem, self.batches)
         traces = hutchinson_traces(problem.model, problem.specs, batches, samples=self.samples,
                                    seed=seed)
         self.traces = traces

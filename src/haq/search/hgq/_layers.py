@@ -126,17 +126,25 @@ class HgqLayer(nn.Module):
         return F.conv2d(x, w, self.bias, **self.conv_args)
 
     # -- widths and EBOPs -----------------------------------------------------------------------
-    def weight_width_map(self, exact: bool = False) -> torch.Tensor:
-        """Magnitude width of every weight (sign excluded), same shape as the weight."""
+    def weight_width_map(self, exact: bool = False, normalise: bool = True) -> torch.Tensor:
+        """Magnitude width of every weight (sign excluded), same shape as the weight.
+
+        ``normalise`` scales the gradient reaching a shared f by 1/sqrt(share) (for costs that
+        sum over the values sharing it, such as EBOPs).
+        """
         wq = self.quantized_weight()
         f = self.weight_quant.f
         if exact:
             return exact_weight_widths(wq, torch.broadcast_to(f, wq.shape))
-        return weight_widths(wq, self.weight_quant.f_for_cost())
+        f = self.weight_quant.f_for_cost() if normalise else self.weight_quant.f_int()
+        return weight_widths(wq, f)
 
-    def act_width_map(self, exact: bool = False) -> torch.Tensor:
+    def act_width_map(self, exact: bool = False, normalise: bool = True) -> torch.Tensor:
         """Width of every input element of one sample (sign included), shape ``in_shape``."""
-        f = self.act_quant.f_int().detach() if exact else self.act_quant.f_for_cost()
+        if exact:
+            f = self.act_quant.f_int().detach()
+        else:
+            f = self.act_quant.f_for_cost() if normalise else self.act_quant.f_int()
         if exact:
             # Exact integer bits cover the largest quantized magnitude: ceil(log2(max + 2^-f)).
             mag = torch.maximum(self.act_max, -self.act_min)
@@ -165,7 +173,7 @@ class HgqLayer(nn.Module):
         ones = torch.ones(self.in_shape)
         return int(self._pair_sum(ones, torch.ones_like(self.weight)).item())
 
-    def mean_widths(self, exact: bool = False, reduce: str = "mean"
+    def mean_widths(self, exact: bool = False, reduce: str = "mean", normalise: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight width incl. sign, activation width) of the layer as a single pair.
 
@@ -174,8 +182,8 @@ class HgqLayer(nn.Module):
         use it). For per-layer f both are exact descriptions of the layer's format up to
         weights below the largest one.
         """
-        bw = self.weight_width_map(exact)
-        ba = self.act_width_map(exact)
+        bw = self.weight_width_map(exact, normalise)
+        ba = self.act_width_map(exact, normalise)
         if reduce == "max":
             return bw.max() + 1.0, ba.max()
         if reduce != "mean":

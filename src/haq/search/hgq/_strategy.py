@@ -31,7 +31,7 @@ from haq.search.hgq._cost import EbopsCost, TableCost
 from haq.search.hgq._layers import HgqLayer, trace_ranges, wrap_model
 from haq.search.hgq._quantizer import GRANULARITIES
 from haq.search.hgq._train import BETA_MODES, BetaControl, HgqTrainer, accuracy, split_batches
-from haq.search.ohq._oneshot import choice_bits, problem_constraints
+from haq.search.ohq._oneshot import calibration_inputs, choice_bits, problem_constraints
 
 
 def reduce_policy(layers: dict[str, HgqLayer], names: list[str], reduce: str
@@ -170,7 +170,7 @@ class HgqStrategy(Strategy):
         start = time.perf_counter()
         s = self.settings
         data = split_batches(problem.train_data, s["val_fraction"], s["batch_size"])
-        calibration = list(problem.calibration or [x for x, _ in data.train[:4]])
+        calibration = calibration_inputs(problem) or [x for x, _ in data.train[:4]]
         model, layers = wrap_model(problem.model, problem.specs, calibration,
                                    weight_granularity=s["weight_granularity"],
                                    act_granularity=s["act_granularity"],

@@ -22,6 +22,38 @@ from haq.search._episodic import EpisodeLoop, Proposal, policy_from_bits
 from haq.search._ilp import Choice, Constraint, solve_choice
 
 
+def calibration_inputs(problem: SearchProblem) -> list[torch.Tensor]:
+    """The problem's calibration batches as input tensors (labels dropped if present)."""
+    out = []
+    for batch in problem.calibration or []:
+        x = batch if isinstance(batch, torch.Tensor) else batch[0]
+        out.append(x)
+    return out
+
+
+def labelled_batches(data: Any, count: int, batch_size: int = 128) -> list[tuple]:
+    """Up to ``count`` ``(inputs, labels)`` batches from a dataset with ``tensors`` (e.g. a
+    TensorDataset: the first samples, in order), a map-style dataset, or an iterable of
+    ``(x, y)`` batches."""
+    if hasattr(data, "tensors") and len(data.tensors) >= 2:
+        x, y = data.tensors[0], data.tensors[1]
+        n = min(len(x), count * batch_size)
+        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(
+            data, list | tuple):
+        n = min(len(data), count * batch_size)
+        pairs = [data[i] for i in range(n)]
+        xs = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        ys = torch.as_tensor([int(p[1]) for p in pairs])
+        return [(xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size)]
+    out = []
+    for batch in data:
+        out.append((batch[0], batch[1]))
+        if len(out) >= count:
+            break
+    return out
+
+
 def problem_constraints(problem: SearchProblem) -> list[Constraint]:
     """The problem's budgets as ILP constraints (absolute limits in the table's units)."""
     out = []

@@ -19,7 +19,7 @@ from haq.errors import ConfigError, StrategyError
 from haq.quantize import QuantConfig
 from haq.search._base import SearchProblem, register_strategy
 from haq.search.ohq._mqe import mqe_sensitivity, score_table
-from haq.search.ohq._oneshot import ScoreIlpStrategy
+from haq.search.ohq._oneshot import ScoreIlpStrategy, calibration_inputs
 from haq.search.ohq._synthetic import SYNTHETIC_KINDS, has_batchnorm, synthetic_inputs
 from haq.specs import LayerSpec
 
@@ -29,8 +29,9 @@ INPUT_KINDS = ("auto", *SYNTHETIC_KINDS, "calibration")
 def input_shape(problem: SearchProblem) -> tuple[int, ...]:
     """Per-sample model input shape: from a calibration batch's shape if there is one (its
     values are not used), else from the first layer's input."""
-    if problem.calibration:
-        return tuple(problem.calibration[0].shape[1:])
+    inputs = calibration_inputs(problem)
+    if inputs:
+        return tuple(inputs[0].shape[1:])
     first: LayerSpec = problem.specs[0]
     if first.kind == "linear":
         return (first.in_channels,)
@@ -87,10 +88,11 @@ class OhqStrategy(ScoreIlpStrategy):
         if kind == "auto":
             kind = "bn" if has_batchnorm(model) else "gaussian"
         if kind == "calibration":
-            if not problem.calibration:
+            inputs = calibration_inputs(problem)
+            if not inputs:
                 raise StrategyError("ohq with inputs='calibration' needs calibration batches in "
                                     "the search problem; use a data-free input kind instead")
-            return list(problem.calibration[: self.batches]), kind
+            return inputs[: self.batches], kind
         shape = (self.batch_size, *input_shape(problem))
         return synthetic_inputs(model, shape, kind, batches=self.batches, seed=seed,
                                 steps=self.bn_steps), kind

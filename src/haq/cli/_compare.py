@@ -1,0 +1,90 @@
+"""`haq compare`: several strategies on one model, hardware and budget, scored alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from haq.cli._common import console
+
+
+def _budgets(latency: str | None, energy: str | None, size: str | None) -> list:
+    from haq.cost import Budget
+    from haq.errors import ConfigError
+
+    budgets = [Budget.parse(metric, text) for metric, text in
+               (("latency", latency), ("energy", energy), ("size", size)) if text is not None]
+    if not budgets:
+        raise ConfigError("give at least one budget: --latency, --energy or --size "
+                          "(a ratio to W8A8 such as 0.5, or an absolute value such as 2ms)")
+    return budgets
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def compare(
+    model: str = typer.Argument(..., help="zoo model with trained weights, e.g. "
+                                "mobilenetv1-fmnist"),
+    hardware: str = typer.Option(..., "--hardware", help="cost model (`haq cost list`), or a "
+                                 "table file (.json/.csv, e.g. from `haq hw profile`)"),
+    latency: str | None = typer.Option(None, help="latency budget: ratio to W8A8 or e.g. 2ms"),
+    energy: str | None = typer.Option(None, help="energy budget: ratio to W8A8 or e.g. 3mJ"),
+    size: str | None = typer.Option(None, help="model-size budget: ratio or e.g. 300kB"),
+    strategies: str = typer.Option("haq,ohq,hawq,uniform,random", help="comma-separated"),
+    finetune_epochs: int = typer.Option(1, help="fine-tune epochs of every final policy "
+                                        "before its test score (0 = calibrate only)"),
+    out: Path = typer.Option(..., "--out", help="output directory"),
+    episodes: int = typer.Option(30, help="episodes of haq and random"),
+    hgq_epochs: int = typer.Option(2, help="training epochs of hgq"),
+    hgq_steps: int = typer.Option(100, help="batches per hgq epoch"),
+    finetune_steps: int = typer.Option(0, help="recovery steps inside each search episode"),
+    eval_samples: int = typer.Option(1000, help="held-out samples per search evaluation"),
+    min_bits: int = typer.Option(2, help="smallest bit width a search may choose"),
+    seed: int = typer.Option(0, help="seed of every search"),
+    resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
+) -> None:
+    """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
+    from haq.cost import CostTable
+    from haq.models import info
+    from haq.policy import BitSpace
+    from haq.search.compare import build_problem, compare, final_scorer, write_comparison
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
+    with console.status("building the problem (specs, cost table, calibration)..."):
+        problem, splits = build_problem(
+            model, info(model).dataset, cost, _budgets(latency, energy, size),
+            space=BitSpace((min_bits, 8), (min_bits, 8)), finetune_steps=finetune_steps,
+            eval_samples=eval_samples, seed=seed)
+    params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
+              "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
+    console.print(f"{model}: {len(problem.specs)} layers, float held-out accuracy "
+                  f"{problem.float_accuracy:.2f}%; budgets "
+                  + ", ".join(b.describe() for b in problem.budgets))
+
+    def report(info: dict) -> None:
+        if info.get("error"):
+            console.print(f"[yellow]{info['name']} failed:[/] {info['error']}")
+        else:
+            console.print(f"{info['name']:>8}: test {_fmt(info['accuracy'])}%  "
+                          + "  ".join(f"{m} {_fmt(v)}" for m, v in info["costs"].items())
+                          + f"  search {info['search_seconds']:.1f} s")
+
+    result = compare(problem, names, final_score=final_scorer(problem, splits, finetune_epochs,
+                                                              seed=seed),
+                     params=params, seed=seed, run_root=out / "runs", resume=resume,
+                     progress=report)
+    paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
+    view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
+    for column in ("name", "test top-1 (%)", *(f"{m} ({u})" for m, u in result.units.items()),
+                   "search (s)", "evaluations"):
+        view.add_column(column, justify="left" if column == "name" else "right")
+    for e in result.entries:
+        view.add_row(e.name, _fmt(e.accuracy), *(_fmt(e.costs.get(m)) for m in result.units),
+                     f"{e.search_seconds:.1f}", str(e.evaluations))
+    console.print(view)
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,203 @@
+"""``haq.search(...)``: one call from a float model to the best feasible bit policy.
+
+The stages, in order: resolve inputs (names -> objects), trace specs, build the cost table,
+resolve and check the budgets, measure float held-out accuracy, build the episode evaluator,
+run the strategy (journalled if ``run_dir``), save the best policy, and optionally fine-tune it
+and report its test accuracy. Each stage lives elsewhere; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from haq.cost import Budget, CostModel, CostTable, check_feasible
+from haq.data import DataSplits, loader
+from haq.errors import ConfigError
+from haq.finetune import evaluate, final_finetune_config, finetune
+from haq.policy import BitSpace
+from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
+from haq.search._base import Progress, SearchProblem, SearchResult, get_strategy
+from haq.search._evaluator import EpisodeEvaluator
+from haq.specs import LayerSpec, extract_specs
+
+CALIBRATION_BATCH = 128
+_GENERIC_METRICS = ("size", "bops")  # priced from the specs alone, on any hardware
+
+
+def table_hash(table: CostTable) -> str:
+    """Content hash of a cost table (values and units), recorded with every run."""
+    digest = hashlib.sha256()
+    for metric in sorted(table.values):
+        digest.update(f"{metric}:{table.units[metric]}".encode())
+        digest.update(np.ascontiguousarray(table.values[metric]).tobytes())
+    digest.update("|".join(table.layer_names).encode())
+    return digest.hexdigest()[:24]
+
+
+def _model(model: nn.Module | str) -> tuple[nn.Module, str]:
+    if isinstance(model, str):
+        from haq.models import create
+
+        return create(model, pretrained=True), model
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
+    return model, type(model).__name__
+
+
+def _data(data: DataSplits | str) -> DataSplits:
+    if isinstance(data, str):
+        from haq.data import load
+
+        return load(data)
+    if not isinstance(data, DataSplits):
+        raise ConfigError("data must be a haq.data.DataSplits or a dataset name "
+                          f"({', '.join(['fashion-mnist', 'digits', 'synthetic'])})")
+    return data
+
+
+def _table(cost_model: CostModel | CostTable | str, specs: Sequence[LayerSpec],
+           budgets: Sequence[Budget]) -> CostTable:
+    """The hardware's table, plus the hardware-independent metrics (size, BOPs) it lacks and a
+    budget asks for, so ``--latency 0.5 --size 0.25`` works on any accelerator."""
+    from haq.cost import get
+
+    if not isinstance(cost_model, CostTable):
+        cost_model = (get(cost_model) if isinstance(cost_model, str) else cost_model)
+        table = cost_model.table(specs)
+    else:
+        table = cost_model
+    extra = [b.metric for b in budgets if b.metric not in table.metrics
+             and b.metric in _GENERIC_METRICS]
+    if not extra:
+        return table
+    values, units = dict(table.values), dict(table.units)
+    for metric in dict.fromkeys(extra):
+        generic = get(metric).table(specs)
+        values[metric], units[metric] = generic.values[metric], generic.units[metric]
+    return CostTable(list(table.layer_names), values, units,
+                     {**table.source, "added_metrics": sorted(set(extra))})
+
+
+def _budgets(budgets: Sequence[Budget] | Mapping[str, str]) -> list[Budget]:
+    if isinstance(budgets, Mapping):
+        return [Budget.parse(metric, str(text)) for metric, text in budgets.items()]
+    return list(budgets)
+
+
+def _space(space: BitSpace | None, preset: str, pin_ends: bool | None,
+           specs: Sequence[LayerSpec]) -> BitSpace:
+    space = space or BitSpace()
+    if pin_ends if pin_ends is not None else preset == "paper":
+        space = space.pin_ends(specs)
+    return space
+
+
+def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel | CostTable | str,
+           budgets: Sequence[Budget] | Mapping[str, str], strategy: str = "haq", *,
+           specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
+           quant_config: QuantConfig | None = None, episodes: int | None = None, seed: int = 0,
+           run_dir: str | Path | None = None, resume: bool = False, finetune_steps: int = 0,
+           final_finetune_epochs: int = 0, eval_samples: int | None = 1000,
+           preset: str = "default", pin_ends: bool | None = None,
+           progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
+    """Search a per-layer bit policy that meets every budget.
+
+    Args:
+        model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
+        data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
+            and fine-tuned on ``train``; ``test`` is used only after the search.
+        cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
+        budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
+        strategy: a registered strategy (``haq``, ``random``, ``uniform``, ...).
+        specs: the layers; traced from one training sample if omitted.
+        space: allowed bits; ``BitSpace()`` (2-8 bits) if omitted.
+        quant_config: the quantizer; ``QuantConfig.preset(preset)`` if omitted.
+        episodes: episode budget of episodic strategies (their own default if omitted).
+        seed: every random choice derives from it.
+        run_dir: journal, checkpoints, ``best_policy.json``; ``None`` keeps it in memory.
+        resume: continue the run in ``run_dir`` instead of refusing to overwrite it.
+        finetune_steps: recovery steps per episode (0 = score the calibrated policy).
+        final_finetune_epochs: fine-tune the best policy this long and report test accuracy.
+        eval_samples: held-out samples scored per episode (``None`` = the whole split).
+        preset: ``"default"`` or ``"paper"``: picks the quantizer, whether the first and last
+            layers are pinned at 8 bits, and HAQ's hyperparameters.
+        pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
+        progress: called after every episode with a small dict; the library never prints.
+        **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``).
+
+    Returns:
+        The strategy's result; ``extra`` holds ``float_accuracy`` and, after a final
+        fine-tune, ``test_accuracy`` and ``float_test_accuracy``.
+
+    Raises:
+        BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
+        RunError: ``run_dir`` holds another run and ``resume`` is false.
+    """
+    if preset not in ("default", "paper"):
+        raise ConfigError(f"unknown preset {preset!r}; choose 'default' or 'paper'")
+    model, model_name = _model(model)
+    splits = _data(data)
+    specs = list(specs) if specs is not None else extract_specs(model, splits.train[0][0][None])
+    budget_list = _budgets(budgets)
+    table = _table(cost_model, specs, budget_list)
+    space = _space(space, preset, pin_ends, specs)
+    check_feasible(table, budget_list, space, specs)
+    quant_config = quant_config or QuantConfig.preset(preset)
+
+    heldout = splits.heldout if eval_samples is None else Subset(
+        splits.heldout, range(min(eval_samples, len(splits.heldout))))
+    calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
+        :DEFAULT_CALIBRATION_BATCHES]
+    evaluator = EpisodeEvaluator(model, specs, heldout=heldout, calibration=calibration,
+                                 quant_config=quant_config, train_data=splits.train,
+                                 finetune_steps=finetune_steps, seed=seed)
+    float_accuracy = evaluate(model, heldout)
+    provenance = {
+        "model": model_name, "dataset": splits.name, "cost_model": table.source,
+        "table_hash": table_hash(table), "units": dict(table.units),
+        "budgets": [b.describe() for b in budget_list], "quant_config": quant_config.to_dict(),
+        "eval_samples": len(heldout), "finetune_steps": finetune_steps, "seed": seed,
+    }
+    problem = SearchProblem(specs, table, budget_list, space, evaluate=evaluator,
+                            float_accuracy=float_accuracy, model=model, calibration=calibration,
+                            train_data=splits.train, provenance=provenance)
+    if strategy == "haq":
+        strategy_params.setdefault("preset", preset)
+    if episodes is not None:
+        strategy_params["episodes"] = episodes
+    runner = get_strategy(strategy, **strategy_params)
+    path = Path(run_dir) if run_dir is not None else None
+    result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
+    result.extra["float_accuracy"] = float_accuracy
+    if path is not None:
+        result.best.save(path / "best_policy.json")
+    if final_finetune_epochs > 0:
+        result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
+                                   final_finetune_epochs, path))
+    return result
+
+
+def _final(model: nn.Module, splits: DataSplits, result: SearchResult, calibration: list[Any],
+           quant_config: QuantConfig, seed: int, epochs: int, path: Path | None
+           ) -> dict[str, Any]:
+    """Fine-tune the best policy on ``train`` and score it on ``test`` (the only test use)."""
+    quantized = apply_policy_(copy.deepcopy(model), result.best, calibration, quant_config)
+    history = finetune(quantized, splits.train, final_finetune_config(seed, epochs))
+    out = {"test_accuracy": evaluate(quantized, splits.test),
+           "float_test_accuracy": evaluate(model, splits.test),
+           "final_finetune": {"epochs": epochs, "loss": history.get("loss")}}
+    if path is not None:
+        from haq.runs import atomic_write
+
+        buffer = quantized.state_dict()
+        atomic_write(path / "final_model.pt", lambda handle: torch.save(buffer, handle))
+    return out

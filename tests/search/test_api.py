@@ -1,0 +1,99 @@
+"""haq.search end to end on a tiny model and synthetic data; the episode evaluator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import haq
+from haq.cost import Budget
+from haq.data import DataSplits, TensorDataset, loader, synthetic
+from haq.errors import BudgetInfeasibleError
+from haq.finetune import TrainConfig, evaluate, train
+from haq.policy import Policy
+from haq.quantize import QuantConfig
+from haq.search._evaluator import EpisodeEvaluator
+from haq.specs import extract_specs
+
+FAST = QuantConfig(weight_clip="max", act_clip="max")  # the search, not the clip, is tested
+
+
+def tiny_model() -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(8 * 16, 4))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = synthetic()
+    model = tiny_model()
+    train(model, data.train, TrainConfig(epochs=3, lr=0.05, seed=0))
+    return model, data
+
+
+def test_evaluator_scores_heldout_and_restores_weights_after_finetune(trained) -> None:
+    model, data = trained
+    specs = extract_specs(model, data.train[0][0][None])
+    calibration = list(loader(data.train, 64, shuffle=True, seed=0))[:4]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ev = EpisodeEvaluator(model, specs, heldout=data.heldout, calibration=calibration,
+                          quant_config=FAST, train_data=data.train, finetune_steps=3)
+    w8 = ev(Policy.uniform(specs, 8, 8))
+    assert abs(w8.accuracy - evaluate(model, data.heldout)) <= 3.0
+    assert w8.seconds > 0
+    float_after_calibration = {k: v.clone() for k, v in ev.model.state_dict().items()}
+    low = Policy.uniform(specs, 2, 2)
+    first, second = ev(low), ev(low)
+    assert first.accuracy == second.accuracy  # fine-tune seeded by the policy, weights restored
+    for key, value in ev.model.state_dict().items():  # an unset clip is NaN: equal_nan
+        torch.testing.assert_close(value, float_after_calibration[key], rtol=0, atol=0,
+                                   equal_nan=True, msg=key)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"the caller's model changed: {key}"
+
+
+def test_search_scores_on_heldout_not_on_training_data(trained, tmp_path) -> None:
+    model, data = trained
+    wrong = TensorDataset(data.heldout.tensors[0], (data.heldout.tensors[1] + 1) % 4)
+    bad = DataSplits("synthetic", data.train, wrong, data.test, 4, data.input_shape,
+                     data.classes)
+    result = haq.search(model, bad, "bops", {"bops": "0.5"}, "random", episodes=3,
+                        quant_config=FAST, eval_samples=None)
+    assert result.extra["float_accuracy"] < 10.0  # held-out labels are all wrong
+    assert max(h["accuracy"] for h in result.history) < 30.0
+
+
+def test_search_writes_a_reloadable_best_policy_and_meets_every_budget(trained, tmp_path) -> None:
+    model, data = trained
+    # bismo-edge prices latency; size comes from the hardware-independent size model
+    budgets = [Budget.parse("latency", "0.6"), Budget.parse("size", "0.5")]
+    result = haq.search(model, data, "bismo-edge", budgets, "haq", episodes=6, warmup=3,
+                        hidden=16, quant_config=FAST, run_dir=tmp_path, seed=3,
+                        final_finetune_epochs=1, eval_samples=64)
+    specs = extract_specs(model, data.train[0][0][None])
+    saved = Policy.load(tmp_path / "best_policy.json", specs)
+    assert saved == result.best
+    for budget, model_name in zip(budgets, ("bismo-edge", "size"), strict=True):
+        table = haq.cost.get(model_name).table(specs)
+        assert table.evaluate(saved)[budget.metric] <= budget.resolve(table)
+        assert result.costs[budget.metric] == table.evaluate(saved)[budget.metric]
+    assert 0.0 <= result.extra["test_accuracy"] <= 100.0
+    assert (tmp_path / "final_model.pt").exists()
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["identity"]["problem"]["model"] == "Sequential"
+    assert len(meta["identity"]["problem"]["table_hash"]) == 24
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(x)["state"] == "complete" for x in lines)
+
+
+def test_an_infeasible_budget_is_refused_before_any_episode(trained, tmp_path) -> None:
+    model, data = trained
+    with pytest.raises(BudgetInfeasibleError, match="smallest achievable"):
+        haq.search(model, data, "bismo-edge", {"latency": "0.01"}, run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,52 @@
+"""`haq search` on a user model file and synthetic data, through the real typer app."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from typer.testing import CliRunner
+
+from haq.cli.__main__ import _register, app
+
+_register()
+runner = CliRunner()
+
+MODEL_FILE = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    def build():
+        torch.manual_seed(0)  # user code may seed globally; haq itself never does
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 64, 4))
+""")
+
+
+def test_search_cli_runs_journals_and_refuses_to_overwrite(tmp_path) -> None:
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    run_dir = tmp_path / "run"
+    args = ["search", f"{tmp_path / 'net.py'}:build", "--dataset", "synthetic",
+            "--input-shape", "1,8,8", "--hardware", "bismo-edge", "--latency", "0.6",
+            "--size", "0.5", "--episodes", "4", "--eval-samples", "32", "--seed", "1",
+            "--run", str(run_dir), "-p", "warmup=2", "-p", "hidden=16"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "best policy" in result.output and "latency" in result.output
+    lines = (run_dir / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(x)["episode"] for x in lines] == [0, 1, 2, 3]
+    assert json.loads((run_dir / "best_policy.json").read_text())["format"] == "haq-policy"
+
+    again = runner.invoke(app, args)
+    assert again.exit_code != 0
+    assert "--resume" in str(again.exception) or "--resume" in again.output
+
+    longer = runner.invoke(app, [*args, "--episodes", "6", "--resume"])  # the last one wins
+    assert longer.exit_code == 0, longer.output
+    assert len((run_dir / "journal.jsonl").read_text().splitlines()) == 6
+
+
+def test_search_cli_needs_a_budget(tmp_path) -> None:
+    result = runner.invoke(app, ["search", "mobilenetv1-fmnist"])
+    assert result.exit_code != 0
+    assert "at least one budget" in str(result.exception)
