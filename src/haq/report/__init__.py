@@ -7,6 +7,7 @@ from haq.report._plots import (
     plot_policy_bits,
     plot_search_curves,
 )
+from haq.report._run import report_run
 
 __all__ = [
     "SummaryRow",
@@ -14,5 +15,6 @@ __all__ = [
     "plot_cost_breakdown",
     "plot_policy_bits",
     "plot_search_curves",
+    "report_run",
     "write_report",
 ]
