@@ -5,10 +5,11 @@ Conv24, Dense42-Dense64-Dense10, ReLU, 3x3 valid convs, no BatchNorm), pre-train
 
 * **Uniform QAT**: every weight and every layer input on one fixed-point width b (weights b-1
   magnitude bits + sign, f per layer from the weight range; inputs b bits from their range),
-  f frozen, trained for the same number of steps as HGQ. b = 3, 4, 5, 6.
+  f frozen, ``--epochs`` x ``--steps`` batches of QAT per width. b = 3, 4, 5, 6.
 * **HGQ**: one run from the same float model, per-weight f for weights, per-layer f for inputs
   (the paper's SVHN setting), cost = EBOPs, beta warm-up then geometric ramp; every "epoch"
-  (``--steps`` batches) offers (validation accuracy, EBOPs) to the Pareto front.
+  (``--steps`` batches) offers (validation accuracy, EBOPs) to the Pareto front. Matched
+  compute: by default HGQ trains as many batches as the four QAT runs together.
 
 Every point is scored on the official 10k test split, with exact EBOPs after tracing the input
 ranges on training data. HGQ "dominates" a uniform point when some front point has EBOPs <= its
@@ -123,11 +124,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=int, default=20000, help="training samples used")
     parser.add_argument("--pretrain-epochs", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=30, help="HGQ / QAT 'epochs'")
+    parser.add_argument("--epochs", type=int, default=30, help="QAT 'epochs' per bit width")
+    parser.add_argument("--hgq-epochs", type=int, default=None,
+                        help="HGQ 'epochs' (default: 4 x --epochs, the QAT runs' total)")
     parser.add_argument("--steps", type=int, default=60, help="batches per 'epoch'")
-    parser.add_argument("--beta0", type=float, default=3e-3)
-    parser.add_argument("--beta1", type=float, default=3.0)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--beta0", type=float, default=0.3)
+    parser.add_argument("--beta1", type=float, default=300.0)
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -151,7 +154,8 @@ def main() -> None:
         uniform[bits] = {"test_accuracy": acc, "ebops": ebops}
         print(f"uniform fixed<{bits}> QAT: test {acc:.2f}%  EBOPs {ebops:,.0f}  "
               f"({time.perf_counter() - clock:.0f} s)")
-    front = hgq_front(model, specs, train, val, test, args.epochs, args.steps, args.beta0,
+    hgq_epochs = args.hgq_epochs or 4 * args.epochs
+    front = hgq_front(model, specs, train, val, test, hgq_epochs, args.steps, args.beta0,
                       args.beta1, args.warmup)
     for p in front:
         print(f"HGQ epoch {p['epoch']:3d}: test {p['test_accuracy']:.2f}%  EBOPs "

@@ -122,9 +122,15 @@ class DDPG:
         critic_loss.backward()
         self.critic_opt.step()
 
-        actor_loss = -self.critic(batch.states, self.actor(batch.states)).mean()
-        self.actor_opt.zero_grad()
-        actor_loss.backward()
+        # the critic only passes gradients through to the action here; its own weight gradients
+        # would never be used (the next critic step zeroes them), so they are not computed
+        self.critic.requires_grad_(False)
+        try:
+            actor_loss = -self.critic(batch.states, self.actor(batch.states)).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+        finally:
+            self.critic.requires_grad_(True)
         self.actor_opt.step()
 
         _copy_params(self.actor_target, self.actor, cfg.tau)
