@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--hgq-epochs", type=int, default=None,
                         help="HGQ 'epochs' (default: 4 x --epochs, the QAT runs' total)")
     parser.add_argument("--steps", type=int, default=60, help="batches per 'epoch'")
-    parser.add_argument("--beta0", type=float, default=0.3)
+    parser.add_argument("--beta0", type=float, default=0.03)
     parser.add_argument("--beta1", type=float, default=300.0)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)

@@ -209,3 +209,20 @@ def test_loaders_leave_the_global_rng_alone() -> None:
     for _ in hdata.loader(_Squares(), 3, shuffle=True):
         pass
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_download_verifies_payload_checksums(tmp_path) -> None:
+    fake = tmp_path / "mirror"
+    _fake_fmnist(fake)
+    with pytest.raises(DatasetError, match="expected"):
+        hdata.download(tmp_path / "out", base_url=fake.as_uri() + "/")
+    with pytest.raises(DatasetError, match="download of"):
+        hdata.download(tmp_path / "out", base_url=(tmp_path / "nowhere").as_uri() + "/")
+
+
+@needs_fmnist
+def test_download_from_a_mirror_gives_the_official_files(tmp_path) -> None:
+    # a file:// mirror of the installed files stands in for the network
+    root = hdata.download(tmp_path / "fm", base_url=DEFAULT_FMNIST_ROOT.as_uri() + "/")
+    assert all((root / f).is_file() for f in FMNIST_FILES.values())
+    assert hdata.download(root, base_url="http://invalid.invalid/") == root  # all present

@@ -33,7 +33,7 @@ def _as_loader(data: Data, batch_size: int, shuffle: bool, seed: int) -> Iterabl
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, batch_size: int = 500, device: str = "cpu",
+def evaluate(model: nn.Module, data: Data, batch_size: int = 128, device: str = "cpu",
              max_samples: int | None = None) -> float:
     """Top-1 accuracy in percent, in eval mode and without gradients.
 
@@ -42,7 +42,8 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 500, device: str = 
     Args:
         model: any classifier returning logits ``(N, classes)``.
         data: a Dataset of ``(image, label)`` or a DataLoader of such batches.
-        batch_size: batch size when ``data`` is a Dataset.
+        batch_size: batch size when ``data`` is a Dataset (small batches keep activations in
+            CPU cache: 100-128 measured faster than 250-500 for the zoo models).
         device: device the batches are moved to (the model is expected there already).
         max_samples: score only the first ``max_samples`` samples.
 

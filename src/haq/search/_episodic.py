@@ -137,44 +137,26 @@ class EpisodeLoop:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, proposer: Proposer, episodes: int, *, seed: int, run_dir: Path | None,
             resume: bool, progress: Progress | None) -> SearchResult:
+        """Run (or resume) episodes ``0 .. episodes-1`` and return the best complete one."""
         store = self._open(run_dir, seed, resume)
-        records = store.journal.read() if store else []
-        start = 0
-        if store and (state := store.load_checkpoint()) is not None:
-            start = int(state["episode"])
-            proposer.load_state_dict(state["proposer"])
-        if start > len(records):
-            raise RunError(f"checkpoint is at episode {start} but the journal has only "
-                           f"{len(records)} lines; the journal was truncated by hand")
+        records, start = self._restore(store, proposer)
         history = list(records[:start])
         cache = {self._key(r): r["accuracy"] for r in history if r["state"] == "complete"}
         clock, failures = time.perf_counter(), 0
         for episode in range(start, episodes):
-            t0 = time.perf_counter()
-            proposal = proposer.ask(episode)
-            t1 = time.perf_counter()
-            w, a = self.projector.project_arrays(proposal.w_bits, proposal.a_bits)
-            t2 = time.perf_counter()
             replay = episode < len(records)
-            if replay:
-                record = self._check_replay(records[episode], episode, w, a)
-            else:
-                policy = policy_from_bits(self.problem.specs, w, a)
-                outcome = self._evaluate(policy, (*w, *a), cache)
-                record = self._record(episode, proposal, w, a, outcome)
-            t3 = time.perf_counter()
-            proposer.tell(episode, proposal, (w, a), record)
-            if not replay:
-                record["agent_seconds"] = (t1 - t0) + (time.perf_counter() - t3)
-                record["project_seconds"] = t2 - t1
+            record = self._episode(proposer, episode, records[episode] if replay else None,
+                                   cache)
             if record["state"] == "complete":
                 cache[self._key(record)] = record["accuracy"]
             history.append(record)
+            if store:  # journal line first, checkpoint second: what makes resume exact
+                if not replay:
+                    store.journal.append(record)
+                if (episode + 1) % self.checkpoint_every == 0 or episode + 1 == episodes:
+                    store.save_checkpoint({"episode": episode + 1,
+                                           "proposer": proposer.state_dict()})
             failures = failures + 1 if record["state"] == "failed" else 0
-            if store and not replay:
-                store.journal.append(record)
-            if store and ((episode + 1) % self.checkpoint_every == 0 or episode + 1 == episodes):
-                store.save_checkpoint({"episode": episode + 1, "proposer": proposer.state_dict()})
             if failures >= FAILURE_LIMIT and not replay:
                 raise RunError(f"the last {failures} episodes all failed; last error: "
                                f"{record['error']}. Fix the evaluation and rerun with resume")
@@ -183,6 +165,42 @@ class EpisodeLoop:
         if store:
             store.write_json(BEST, result.best.to_dict())
         return result
+
+    def _restore(self, store: RunStore | None, proposer: Proposer
+                 ) -> tuple[list[dict[str, Any]], int]:
+        """(journal records, first episode not covered by the checkpoint)."""
+        if store is None:
+            return [], 0
+        records, start = store.journal.read(), 0
+        state = store.load_checkpoint()
+        if state is not None:
+            start = int(state["episode"])
+            proposer.load_state_dict(state["proposer"])
+        if start > len(records):
+            raise RunError(f"checkpoint is at episode {start} but the journal has only "
+                           f"{len(records)} lines; the journal was truncated by hand")
+        return records, start
+
+    def _episode(self, proposer: Proposer, episode: int, stored: dict[str, Any] | None,
+                 cache: dict[tuple, float]) -> dict[str, Any]:
+        """Ask, project, evaluate (or take the ``stored`` journal record), tell."""
+        t0 = time.perf_counter()
+        proposal = proposer.ask(episode)
+        t1 = time.perf_counter()
+        w, a = self.projector.project_arrays(proposal.w_bits, proposal.a_bits)
+        t2 = time.perf_counter()
+        if stored is not None:
+            record = self._check_replay(stored, episode, w, a)
+        else:
+            policy = policy_from_bits(self.problem.specs, w, a)
+            record = self._record(episode, proposal, w, a, self._evaluate(policy, (*w, *a),
+                                                                          cache))
+        t3 = time.perf_counter()
+        proposer.tell(episode, proposal, (w, a), record)
+        if stored is None:
+            record["agent_seconds"] = (t1 - t0) + (time.perf_counter() - t3)
+            record["project_seconds"] = t2 - t1
+        return record
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod
