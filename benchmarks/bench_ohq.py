@@ -1,5 +1,5 @@
 """OHQ end to end (data-free MQE sensitivity + exact ILP) on mobilenetv1-fmnist. Target: <= 1 min
-on 2 cores.
+on 2 cores. ``--model`` picks another zoo model.
 
 Times the synthetic (BN-matched) probe inputs, the |L| x (|B_w| + |B_a|) MQE probes and the ILP
 separately, under a ``bismo-edge`` latency budget (0.5x W8A8) plus a size budget (0.6x W8A8),
@@ -39,14 +39,16 @@ MODEL = "mobilenetv1-fmnist"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--model", default=MODEL, help="zoo model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print("command:", " ".join(["python", *sys.argv]))
     print("machine:", machine())
-    trained = info(MODEL).has_weights
-    model = create(MODEL, pretrained=trained)
-    x = example_input(MODEL)
+    name = args.model
+    trained = info(name).has_weights
+    model = create(name, pretrained=trained)
+    x = example_input(name)
     specs = extract_specs(model, x)
     table = get("bismo-edge").table(specs)
     size = get("size").table(specs)
@@ -67,7 +69,7 @@ def main() -> None:
               "policy": result.best.summary(), "costs": result.costs,
               "ilp_optimal": result.extra["ilp_optimal"]}
     ref = table.evaluate(Policy.uniform(specs, 8, 8))
-    print(f"{MODEL} ({len(specs)} layers, trained weights: {trained}), probes on {kind} inputs")
+    print(f"{name} ({len(specs)} layers, trained weights: {trained}), probes on {kind} inputs")
     print(f"OHQ end to end {t_total:.1f} s = sensitivity {record['score_s']:.1f} s "
           f"(of which synthetic inputs ~{t_inputs:.1f} s) + ILP {record['ilp_s']:.3f} s")
     print(f"policy {record['policy']}")
@@ -89,7 +91,7 @@ def main() -> None:
     print(f"host-measured table: profile {t_profile:.1f} s, OHQ {t_measured:.1f} s, policy "
           f"{record['measured_table_policy']} at {record['measured_latency_ms']:.3f} ms "
           f"(W8A8 {record['measured_w8a8_ms']:.3f} ms; mean w bits {np.mean(w):.2f})")
-    Results("bench_ohq").add(f"{MODEL}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
+    Results("bench_ohq").add(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,10 @@ def test_search_writes_a_reloadable_best_policy_and_meets_every_budget(trained, 
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["identity"]["problem"]["model"] == "Sequential"
     assert len(meta["identity"]["problem"]["table_hash"]) == 24
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["best_accuracy"] == result.best_accuracy and summary["metric"] == "latency"
+    assert summary["w8a8_accuracy"] == result.extra["w8a8_accuracy"]
+    assert (tmp_path / "specs.json").exists() and (tmp_path / "cost_table.json").exists()
     lines = (tmp_path / "journal.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(x)["state"] == "complete" for x in lines)
 

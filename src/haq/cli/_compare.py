@@ -70,9 +70,11 @@ def compare(
         if info.get("error"):
             console.print(f"[yellow]{info['name']} failed:[/] {info['error']}")
         else:
+            timing = f"  search {info['search_seconds']:.1f} s" if info["kind"] == "strategy" \
+                else ""
             console.print(f"{info['name']:>8}: test {_fmt(info['accuracy'])}%  "
                           + "  ".join(f"{m} {_fmt(v)}" for m, v in info["costs"].items())
-                          + f"  search {info['search_seconds']:.1f} s")
+                          + timing)
 
     result = compare(problem, names, final_score=final_scorer(problem, splits, finetune_epochs,
                                                               seed=seed),

@@ -164,4 +164,20 @@ def search(
     if "test_accuracy" in result.extra:
         console.print(f"test top-1 after fine-tune  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
-    console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl)")
+    _record_command(run_dir)
+    console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
+                  f"`haq report {run_dir}`)")
+
+
+def _record_command(run_dir: Path) -> None:
+    """Add the command line to ``result.json`` so the report can show how to reproduce it."""
+    import shlex
+    import sys
+
+    from haq.runs import atomic_write_text
+
+    path = run_dir / "result.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        data["command"] = "haq " + shlex.join(sys.argv[1:])
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")

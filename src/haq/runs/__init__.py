@@ -2,9 +2,19 @@
 
 from haq.runs._atomic import atomic_write, atomic_write_text
 from haq.runs._journal import Journal
-from haq.runs._store import BEST, CHECKPOINT, JOURNAL, META, RunStore, provenance
+from haq.runs._store import (
+    BEST,
+    CHECKPOINT,
+    JOURNAL,
+    META,
+    RunStore,
+    holds_run,
+    provenance,
+    refuse_overwrite,
+)
 
 __all__ = [
     "BEST", "CHECKPOINT", "JOURNAL", "META",
-    "Journal", "RunStore", "atomic_write", "atomic_write_text", "provenance",
+    "Journal", "RunStore", "atomic_write", "atomic_write_text", "holds_run", "provenance",
+    "refuse_overwrite",
 ]

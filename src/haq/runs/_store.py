@@ -48,6 +48,23 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
+def holds_run(path: str | Path) -> bool:
+    """Whether ``path`` already holds a haq run (a ``meta.json`` or a journal)."""
+    path = Path(path)
+    return (path / META).exists() or (path / JOURNAL).exists()
+
+
+def refuse_overwrite(path: str | Path, resume: bool) -> None:
+    """Raise ``RunError`` if ``path`` holds a run and ``resume`` is false.
+
+    Callers that write files into a run directory before the strategy opens it check first.
+    """
+    if holds_run(path) and not resume:
+        raise RunError(f"run directory {path} already holds a run; pass resume=True "
+                       "(CLI: --resume) to continue it, or choose another run directory "
+                       "(CLI: --run DIR)")
+
+
 class RunStore:
     """Files of one run. Build it with ``RunStore.open``.
 
@@ -81,11 +98,8 @@ class RunStore:
         path = Path(path)
         identity = json.loads(json.dumps(identity))  # compare like for like after a reload
         meta_path = path / META
-        if meta_path.exists() or (path / JOURNAL).exists():
-            if not resume:
-                raise RunError(f"run directory {path} already holds a run; pass resume=True "
-                               "(CLI: --resume) to continue it, or choose another run directory "
-                               "(CLI: --run DIR)")
+        if holds_run(path):
+            refuse_overwrite(path, resume)
             meta = cls._read_meta(meta_path)
             changed = _differences(meta.get("identity", {}), identity)
             if changed:

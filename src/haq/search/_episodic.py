@@ -229,7 +229,8 @@ class EpisodeLoop:
             "space": _space_dict(p.space), "reward_scale": self.reward_scale,
             "float_accuracy": p.float_accuracy, "problem": p.provenance,
         }
-        info = {"settings": self.settings, "specs": [s.to_dict() for s in p.specs]}
+        info = {"model": p.provenance.get("model"), "dataset": p.provenance.get("dataset"),
+                "settings": self.settings, "specs": [s.to_dict() for s in p.specs]}
         return RunStore.open(run_dir, identity, resume=resume, info=info)
 
     def _report(self, progress: Progress | None, record: dict[str, Any],

@@ -23,10 +23,12 @@ from haq.cost import Budget, CostModel, CostTable, check_feasible
 from haq.data import DataSplits, loader
 from haq.errors import ConfigError
 from haq.finetune import evaluate, final_finetune_config, finetune
-from haq.policy import BitSpace
+from haq.policy import BitSpace, Policy
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
+from haq.runs import atomic_write, refuse_overwrite
 from haq.search._base import Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._evaluator import EpisodeEvaluator
+from haq.search._outputs import write_inputs, write_outputs
 from haq.specs import LayerSpec, extract_specs
 
 CALIBRATION_BATCH = 128
@@ -135,8 +137,10 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``).
 
     Returns:
-        The strategy's result; ``extra`` holds ``float_accuracy`` and, after a final
-        fine-tune, ``test_accuracy`` and ``float_test_accuracy``.
+        The strategy's result; ``extra`` holds ``float_accuracy`` and ``w8a8_accuracy``
+        (held-out) and, after a final fine-tune, ``test_accuracy`` and ``float_test_accuracy``.
+        With ``run_dir``, the directory also gets ``specs.json``, ``cost_table.json``,
+        ``best_policy.json`` and ``result.json`` for ``haq report``.
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
@@ -176,13 +180,17 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         strategy_params["episodes"] = episodes
     runner = get_strategy(strategy, **strategy_params)
     path = Path(run_dir) if run_dir is not None else None
+    if path is not None:
+        refuse_overwrite(path, resume)
+        write_inputs(path, specs, table)
     result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
     result.extra["float_accuracy"] = float_accuracy
-    if path is not None:
-        result.best.save(path / "best_policy.json")
+    result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
     if final_finetune_epochs > 0:
         result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
                                    final_finetune_epochs, path))
+    if path is not None:
+        write_outputs(path, result, budget_list, table, strategy, seed, provenance)
     return result
 
 
@@ -196,8 +204,6 @@ def _final(model: nn.Module, splits: DataSplits, result: SearchResult, calibrati
            "float_test_accuracy": evaluate(model, splits.test),
            "final_finetune": {"epochs": epochs, "loss": history.get("loss")}}
     if path is not None:
-        from haq.runs import atomic_write
-
         buffer = quantized.state_dict()
         atomic_write(path / "final_model.pt", lambda handle: torch.save(buffer, handle))
     return out

@@ -105,7 +105,8 @@ class Comparison:
 
         budgets = ", ".join(f"{m} <= {v:.4g} {self.units.get(m, '')}".rstrip()
                             for m, v in self.budget_limits.items())
-        lines = [f"Budgets: {budgets}. Float accuracy: {cell(self.float_accuracy)} %.", "",
+        float_text = f"Float accuracy (held-out split): {cell(self.float_accuracy)} %."
+        lines = [f"Budgets: {budgets}. {float_text}", "",
                  "| " + " | ".join(self.columns()) + " |",
                  "|" + "---|" * len(self.columns())]
         lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows()]
@@ -308,7 +309,13 @@ def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:
                label=f"budget ({metric})")
     if comparison.float_accuracy is not None:
         ax.axhline(comparison.float_accuracy, color="black", linewidth=0.8, linestyle="-.",
-                   label="float")
+                   label="float (held-out split)")
+    accs = [e.accuracy for e in comparison.strategies() if e.accuracy is not None]
+    every = accs + [e.accuracy for e in uniform]
+    if accs and every:
+        # Zoom on the strategies: very low uniform points (W2A2) would squash them together.
+        top = max([*every, comparison.float_accuracy or 0.0])
+        ax.set_ylim(max(min(every) - 2.0, min(accs) - 8.0), top + 1.0)
     ax.set_xlabel(f"{metric} ({comparison.units.get(metric, '')})")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title or f"accuracy vs {metric}")
