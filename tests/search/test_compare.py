@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from haq.errors import ConfigError
 from haq.search.compare import compare, uniform_policy, write_comparison
-from haq.testing import tiny_problem
+from haq.testing import single_thread, tiny_problem
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Iterator[None]:
+    with single_thread():
+        yield
 
 
 @pytest.mark.slow

@@ -11,7 +11,13 @@ import pytest
 from haq.policy import Policy
 from haq.search import SearchProblem, SearchResult, Strategy, available_strategies
 from haq.search._base import _STRATEGIES, register_strategy
-from haq.testing import ConformanceError, check_strategy
+from haq.testing import ConformanceError, check_strategy, single_thread
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Iterator[None]:
+    with single_thread():
+        yield
 
 
 @pytest.mark.slow

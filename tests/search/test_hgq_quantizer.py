@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -10,6 +11,13 @@ from torch import nn
 
 from haq.search.hgq import FixedPointQuantizer, exact_weight_widths, fixed_quantize, weight_widths
 from haq.search.hgq._layers import HgqLayer
+from haq.testing import single_thread
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Iterator[None]:
+    with single_thread():
+        yield
 
 
 def test_forward_lies_on_the_grid_and_rounds_half_up() -> None:

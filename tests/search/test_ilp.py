@@ -143,3 +143,21 @@ def test_hundred_layers_two_budgets_is_fast() -> None:
     assert choice.seconds < 10.0
     for con in cons:
         assert choice.totals[con.metric] <= con.limit * (1 + 1e-9)
+
+
+def test_solve_policy_resolves_relative_budgets() -> None:
+    from haq.search._ilp import solve_policy
+    from haq.testing import tiny_problem
+
+    problem = tiny_problem(seed=0, evaluate=False)
+    # score favours bits: the budgets, not the score, must stop the solver at W8A8
+    score = np.zeros((len(problem.specs), N_BITS, N_BITS))
+    score[:, :8, :8] = -np.arange(1, 9)[:, None] - np.arange(1, 9)[None, :]
+    policy, choice = solve_policy(problem.specs, problem.table, problem.budgets, problem.space,
+                                  score, strategy="test")
+    costs = problem.table.evaluate(policy)
+    for budget in problem.budgets:
+        limit = budget.resolve(problem.table)
+        assert costs[budget.metric] <= limit * (1 + 1e-9)
+        assert costs[budget.metric] == pytest.approx(choice.totals[budget.metric])
+    assert policy.provenance == {"strategy": "test"}

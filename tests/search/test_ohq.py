@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,13 @@ from haq.search.ohq import (
     synthetic_inputs,
 )
 from haq.search.ohq._oneshot import problem_constraints
-from haq.testing import brute_force_choice, tiny_problem
+from haq.testing import brute_force_choice, single_thread, tiny_problem
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Iterator[None]:
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

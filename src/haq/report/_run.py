@@ -1,8 +1,8 @@
 """Report a run directory: everything is read from the files a search wrote; nothing re-runs.
 
-A run directory written by ``haq.search(run_dir=...)`` holds ``meta.json``, ``journal.jsonl``,
-``best_policy.json``, ``specs.json`` (the traced layers), ``cost_table.json`` (the table the search
-was priced with) and, once the search finished, ``result.json`` (float, W8A8 and best accuracies).
+A run directory written by ``haq.search(run_dir=...)`` holds ``meta.json`` (with the traced
+layers), ``journal.jsonl``, ``best_policy.json``, ``cost_table.json`` (the table the search was
+priced with) and, once the search finished, ``result.json`` (float, W8A8 and best accuracies).
 A killed run has no ``result.json`` yet; its report shows the best episode journalled so far.
 """
 
@@ -75,7 +75,8 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         raise RunError(f"{run_dir} is not a haq run directory (no meta.json); pass the --run "
                        "directory of a `haq search`")
     meta = _read_json(run_dir / "meta.json")
-    specs = [LayerSpec.from_dict(s) for s in _read_json(run_dir / SPECS)]
+    raw_specs = meta.get("specs") or _read_json(run_dir / SPECS)
+    specs = [LayerSpec.from_dict(s) for s in raw_specs]
     table = CostTable.load(run_dir / TABLE)
     history = _journal(run_dir)
     result = _read_json(run_dir / RESULT) if (run_dir / RESULT).exists() else {}

@@ -311,11 +311,11 @@ def solve_choice(score: np.ndarray, mask: np.ndarray, constraints: Sequence[Cons
 
 
 def budget_constraints(table: CostTable, budgets: Sequence[Budget]) -> list[Constraint]:
-    """Turn resolved budgets into solver constraints over ``table``."""
+    """Turn budgets (relative ones resolved against ``table``) into solver constraints."""
     out = []
     for budget in budgets:
         cost = np.asarray(table.full_array(budget.metric), dtype=np.float64)
-        out.append(Constraint(budget.metric, cost, float(budget.limit),
+        out.append(Constraint(budget.metric, cost, float(budget.resolve(table)),
                               _unit_of(table, budget.metric)))
     return out
 
@@ -335,7 +335,7 @@ def solve_policy(specs: Sequence[LayerSpec], table: CostTable, budgets: Sequence
     Args:
         specs: the layers, in the order of ``table`` and ``score``.
         table: cost table holding every budgeted metric.
-        budgets: resolved budgets (absolute limits in the table's units).
+        budgets: budgets on metrics of ``table`` (relative ones are resolved against it).
         space: allowed bits and pinned layers.
         score: ``[layers, 9, 9]`` score to minimise.
         provenance: copied into the returned policy.

@@ -3,9 +3,9 @@ conformance suite every search strategy must pass."""
 
 from haq.testing._conformance import FAST_PARAMS, ConformanceError, check_strategy
 from haq.testing._oracles import brute_force_choice, random_score_and_costs
-from haq.testing._problems import tiny_model, tiny_problem
+from haq.testing._problems import single_thread, tiny_model, tiny_problem
 
 __all__ = [
     "FAST_PARAMS", "ConformanceError", "brute_force_choice", "check_strategy",
-    "random_score_and_costs", "tiny_model", "tiny_problem",
+    "random_score_and_costs", "single_thread", "tiny_model", "tiny_problem",
 ]

@@ -58,9 +58,9 @@ def problem_constraints(problem: SearchProblem) -> list[Constraint]:
     """The problem's budgets as ILP constraints (absolute limits in the table's units)."""
     out = []
     for budget in problem.budgets:
-        limit = budget.resolve(problem.table) if hasattr(budget, "resolve") else budget.limit
         out.append(Constraint(budget.metric, problem.table.full_array(budget.metric),
-                              float(limit), problem.table.units.get(budget.metric, "")))
+                              float(budget.resolve(problem.table)),
+                              problem.table.units.get(budget.metric, "")))
     return out
 
 
