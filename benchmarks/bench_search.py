@@ -25,6 +25,7 @@ import torch
 import haq
 from haq.data import load
 from haq.models import create, info
+from haq.search.rl import HaqConfig
 
 try:
     from _harness import Results, machine
@@ -48,7 +49,8 @@ def main() -> None:
     print("command:", " ".join(["python", *sys.argv]))
     print("machine:", machine())
     trained = info(MODEL).has_weights
-    key = f"{MODEL}-bismo-edge-0.5x-{args.episodes}ep-{args.eval_samples}s-ft{args.finetune_steps}"
+    key = (f"{MODEL}-bismo-edge-0.5x-{args.episodes}ep-{args.eval_samples}s-"
+           f"ft{args.finetune_steps}-t{torch.get_num_threads()}-h{HaqConfig().hidden}")
     run_dir = args.run or Path(tempfile.mkdtemp(prefix="bench_search_")) / "run"
 
     start = time.perf_counter()

@@ -102,3 +102,25 @@ def test_pins_are_respected_by_every_proposal(syn) -> None:
         p = agent.ask(episode)
         assert (p.w_bits[0], p.a_bits[0]) == (6, 6) and (p.w_bits[-1], p.a_bits[-1]) == (6, 6)
     assert space.pinned[syn.specs[0].name] == LayerBits(6, 6)
+
+
+def test_presets_and_overrides(syn) -> None:
+    from haq.errors import ConfigError
+    from haq.search.api import _space
+
+    paper, default = HaqConfig.from_preset("paper"), HaqConfig.from_preset("default")
+    assert (paper.episodes, paper.warmup, paper.hidden) == (600, 20, 300)
+    assert (paper.lr_actor, paper.lr_critic, paper.tau, paper.gamma) == (1e-4, 1e-3, 0.01, 1.0)
+    assert (paper.batch_size, paper.sigma, paper.sigma_decay, paper.reward_scale) == (
+        64, 0.5, 0.99, 0.1)
+    assert default.episodes == 300 and default.sigma_at(20) == 0.5
+    assert default.sigma_at(120) == pytest.approx(0.5 * 0.99**100) and default.sigma_at(3) == 1
+    assert HaqConfig.from_preset("paper", episodes=7).episodes == 7
+    with pytest.raises(ConfigError, match="unknown HAQ setting"):
+        HaqConfig.from_preset("default", hiden=3)
+    with pytest.raises(ConfigError, match="tau must lie in"):
+        HaqConfig(tau=2.0)
+    assert set(_space(None, "paper", None, syn.specs).pinned) == {syn.specs[0].name,
+                                                                  syn.specs[-1].name}
+    assert not _space(None, "default", None, syn.specs).pinned
+    assert _space(None, "default", True, syn.specs).pinned

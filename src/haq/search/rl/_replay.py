@@ -38,6 +38,7 @@ class ReplayBuffer:
 
     def add(self, state: np.ndarray, action: float, reward: float, next_state: np.ndarray,
             done: bool) -> None:
+        """Append one transition, overwriting the oldest when full."""
         i = self.pos
         self.states[i], self.next_states[i] = state, next_state
         self.actions[i, 0], self.rewards[i, 0], self.dones[i, 0] = action, reward, float(done)

@@ -53,6 +53,7 @@ class HaqAgent:
         return float(truncnorm.rvs(lo, hi, loc=mu, scale=sigma, random_state=self.rng))
 
     def ask(self, episode: int) -> Proposal:
+        """Walk the steps and propose bits (before projection) with the raw actions."""
         with single_thread():
             return self._ask(episode)
 
@@ -76,6 +77,7 @@ class HaqAgent:
     # -- step 3: learn --------------------------------------------------------------------------
     def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
              record: dict[str, Any]) -> None:
+        """Store the executed episode with its reward and, after warm-up, learn from replay."""
         with single_thread():
             self._tell(episode, proposal, executed, record)
 
@@ -108,6 +110,7 @@ class HaqAgent:
 
     # -- checkpoint -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue identically: nets, optimizers, replay, baseline, RNGs."""
         return {"agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
                 "baseline": self.baseline, "rng": json.dumps(self.rng.bit_generator.state),
                 "generator": self.generator.get_state()}
