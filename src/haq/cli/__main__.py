@@ -25,25 +25,21 @@ def _root() -> None:
 
 
 def _register() -> None:
-    """Attach each command group; one module per group under haq/cli/."""
-    from haq.cli import _cost, _models, _policy, _version
+    """Attach each command; one module per command group under haq/cli/."""
+    from haq.cli import _compare, _cost, _demo, _hw, _models, _policy, _report, _search, _version
 
-    app.command("version")(_version.version)
+    app.command("demo")(_demo.demo)
+    app.command("search")(_search.search)
+    app.command("report")(_report.report)
+    app.command("compare")(_compare.compare)
     app.command("models")(_models.models)
     app.command("specs")(_models.specs)
     app.command("train")(_models.train)
     app.command("apply")(_policy.apply)
     app.command("finetune")(_policy.finetune)
     app.add_typer(_cost.cost_app, name="cost")
-    from haq.cli import _hw
-
     app.add_typer(_hw.hw_app, name="hw")
-    from haq.cli import _search
-
-    app.command("search")(_search.search)
-    from haq.cli import _compare
-
-    app.command("compare")(_compare.compare)
+    app.command("version")(_version.version)
 
 
 def main() -> None:

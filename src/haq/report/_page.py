@@ -61,7 +61,8 @@ def _layer_table(specs: Sequence[LayerSpec], policy: Policy, cost: np.ndarray,
 def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable, policy: Policy,
                  metric: str, rows: Sequence[SummaryRow] = (),
                  history: Sequence[Mapping[str, Any]] = (), title: str = "haq search report",
-                 notes: Sequence[str] = ()) -> Path:
+                 notes: Sequence[str] = (), summary_units: Mapping[str, str] | None = None
+                 ) -> Path:
     """Write ``report.md`` and its figures into ``out_dir``; return the page's path.
 
     Args:
@@ -72,6 +73,7 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
         rows: summary lines (float, W8A8, uniform baselines, the policy).
         history: journal records, for the progress curves; empty for one-shot strategies.
         notes: extra lines (provenance, commands) placed under the title.
+        summary_units: metric -> unit of the summary columns (default: the table's metrics).
     """
     out_dir = Path(out_dir)
     full = Policy.uniform(specs, 8, 8)
@@ -81,7 +83,8 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
     plot_policy_bits(specs, policy, out_dir / "bits.png")
     plot_cost_breakdown(specs, per_layer, reference, metric, unit, out_dir / "cost.png")
     lines = [f"# {title}", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Summary", ""] + _summary_table(rows, table.metrics, table.units) + [""]
+    units = dict(summary_units) if summary_units is not None else dict(table.units)
+    lines += ["## Summary", ""] + _summary_table(rows, list(units), units) + [""]
     lines += ["## Per-layer bit widths", "",
               "Weight bits point up, input-activation bits down; colour marks the layer role "
               "(depthwise, pointwise 1x1, other conv, linear).", "", "![bits](bits.png)", ""]

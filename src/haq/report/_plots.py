@@ -45,7 +45,7 @@ def plot_policy_bits(specs: Sequence[LayerSpec], policy: Policy, path: Path,
     _bars(ax, specs, w, 1.0)
     _bars(ax, specs, a, -1.0)
     top = max(max(w), max(a))
-    ax.set_ylim(-min(top, 8) - 1, min(top, 8) + 1)
+    ax.set_ylim(-min(top, 8) - 1, min(top, 8) + 3)  # headroom for the legend
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(-8, 9, 2), [str(abs(t)) for t in range(-8, 9, 2)])
     ax.set_ylabel("activation bits  |  weight bits")

@@ -105,4 +105,4 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     return write_report(out, specs=specs, table=table, policy=policy, metric=metric, rows=rows,
                         history=history, title=f"haq report: {meta.get('model', run_dir.name)}",
-                        notes=notes)
+                        notes=notes, summary_units={**table.units, **size.units})
