@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _harness import Results
-
 import haq.cost
+from _harness import Results
 from haq.models import create, example_input
 from haq.policy import Policy
 from haq.specs import extract_specs

@@ -124,3 +124,15 @@ def test_presets_and_overrides(syn) -> None:
                                                                   syn.specs[-1].name}
     assert not _space(None, "default", None, syn.specs).pinned
     assert _space(None, "default", True, syn.specs).pinned
+
+
+@pytest.mark.parametrize(("mu", "sigma"), [(0.3, 0.5), (0.95, 0.05), (0.0, 0.2)])
+def test_exploration_is_the_truncated_normal(syn, mu, sigma) -> None:
+    from scipy.stats import kstest, truncnorm
+
+    agent = HaqAgent(_env(syn, budget_features=False), HaqConfig(hidden=8), seed=0)
+    draws = np.array([agent._explore(mu, sigma) for _ in range(3000)])
+    assert draws.min() >= 0.0 and draws.max() <= 1.0
+    reference = truncnorm((0 - mu) / sigma, (1 - mu) / sigma, loc=mu, scale=sigma)
+    assert kstest(draws, reference.cdf).pvalue > 1e-3
+    assert agent._explore(0.4, 0.0) == 0.4  # decayed away: the actor's action itself
