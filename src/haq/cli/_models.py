@@ -20,11 +20,13 @@ from rich.table import Table
 from haq.cli._common import console
 
 
-def _specs_of(name: str) -> list[Any]:
+def _specs_of(name: str) -> tuple[list[Any], int]:
+    """Layer specs of a zoo model and its total parameter count (batch-norm included)."""
     from haq.models import create, example_input
     from haq.specs import extract_specs
 
-    return extract_specs(create(name), example_input(name))
+    model = create(name)
+    return extract_specs(model, example_input(name)), sum(p.numel() for p in model.parameters())
 
 
 def models() -> None:
@@ -37,18 +39,18 @@ def models() -> None:
         table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
     for name in available():
         meta = info(name)
-        specs = _specs_of(name)
+        specs, params = _specs_of(name)
         accuracy = f"{meta.test_accuracy:.2f}" if meta.test_accuracy is not None else (
             "no weights" if meta.dataset == "imagenet" else "not trained")
         table.add_row(name, meta.dataset, "x".join(map(str, meta.input_shape)), str(len(specs)),
-                      f"{sum(s.params for s in specs) / 1e6:.3f}",
+                      f"{params / 1e6:.3f}",
                       f"{sum(s.macs for s in specs) / 1e6:.1f}", accuracy)
     console.print(table)
 
 
 def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models`)")) -> None:
     """Show every quantizable layer of MODEL in execution order, with shapes, params and MACs."""
-    layers = _specs_of(model)
+    layers, _ = _specs_of(model)
     table = Table(title=f"{model}: {len(layers)} quantizable layers")
     for column in ("#", "name", "kind", "in ch", "out ch", "kernel", "stride", "in size",
                    "out size", "params", "MACs"):
