@@ -15,7 +15,7 @@ DEMO_MODEL, DEMO_HARDWARE, DEMO_BUDGET = "mobilenetv1-fmnist", "bismo-edge", "0.
 
 def demo(
     episodes: int = typer.Option(60, help="search episodes (the first 20 are random warm-up)"),
-    finetune_epochs: int = typer.Option(1, help="fine-tune epochs of the best policy"),
+    finetune_steps: int = typer.Option(150, help="fine-tune steps (batch 128) of the best policy"),
     run: Path | None = typer.Option(None, help="run directory [default: runs/demo-TIMESTAMP]"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
     threads: int = typer.Option(2, help="torch CPU threads"),
@@ -42,13 +42,14 @@ def demo(
 
         result = search(DEMO_MODEL, "fashion-mnist", DEMO_HARDWARE, {"latency": DEMO_BUDGET},
                         "haq", episodes=episodes, seed=seed, run_dir=run_dir,
-                        final_finetune_epochs=finetune_epochs, progress=progress)
+                        final_finetune_epochs=1, final_finetune_steps=finetune_steps,
+                        progress=progress)
     console.print(f"best policy  {result.best.summary()}")
     console.print(f"held-out top-1 {result.best_accuracy:.2f}% (float "
                   f"{result.extra['float_accuracy']:.2f}%), latency "
                   f"{result.costs['latency']:.4g} ms")
     if "test_accuracy" in result.extra:
-        console.print(f"test top-1 after {finetune_epochs} fine-tune epoch(s): "
+        console.print(f"test top-1 after {finetune_steps} fine-tune steps: "
                       f"{result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
     page = report_run(run_dir)

@@ -9,6 +9,7 @@ and report its test accuracy. Each stage lives elsewhere; this module only wires
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -108,7 +109,8 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
            specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
            quant_config: QuantConfig | None = None, episodes: int | None = None, seed: int = 0,
            run_dir: str | Path | None = None, resume: bool = False, finetune_steps: int = 0,
-           final_finetune_epochs: int = 0, eval_samples: int | None = 1000,
+           final_finetune_epochs: int = 0, final_finetune_steps: int | None = None,
+           eval_samples: int | None = 1000,
            preset: str = "default", pin_ends: bool | None = None,
            progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
@@ -129,6 +131,7 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         resume: continue the run in ``run_dir`` instead of refusing to overwrite it.
         finetune_steps: recovery steps per episode (0 = score the calibrated policy).
         final_finetune_epochs: fine-tune the best policy this long and report test accuracy.
+        final_finetune_steps: cap that fine-tune at this many SGD steps (a quick look).
         eval_samples: held-out samples scored per episode (``None`` = the whole split).
         preset: ``"default"`` or ``"paper"``: picks the quantizer, whether the first and last
             layers are pinned at 8 bits, and HAQ's hyperparameters.
@@ -188,21 +191,24 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
     if final_finetune_epochs > 0:
         result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
-                                   final_finetune_epochs, path))
+                                   final_finetune_epochs, path, final_finetune_steps))
     if path is not None:
         write_outputs(path, result, budget_list, table, strategy, seed, provenance)
     return result
 
 
 def _final(model: nn.Module, splits: DataSplits, result: SearchResult, calibration: list[Any],
-           quant_config: QuantConfig, seed: int, epochs: int, path: Path | None
-           ) -> dict[str, Any]:
+           quant_config: QuantConfig, seed: int, epochs: int, path: Path | None,
+           steps: int | None = None) -> dict[str, Any]:
     """Fine-tune the best policy on ``train`` and score it on ``test`` (the only test use)."""
     quantized = apply_policy_(copy.deepcopy(model), result.best, calibration, quant_config)
-    history = finetune(quantized, splits.train, final_finetune_config(seed, epochs))
+    config = final_finetune_config(seed, epochs)
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    history = finetune(quantized, splits.train, config)
     out = {"test_accuracy": evaluate(quantized, splits.test),
            "float_test_accuracy": evaluate(model, splits.test),
-           "final_finetune": {"epochs": epochs, "loss": history.get("loss")}}
+           "final_finetune": {"epochs": epochs, "steps": steps, "loss": history.get("loss")}}
     if path is not None:
         buffer = quantized.state_dict()
         atomic_write(path / "final_model.pt", lambda handle: torch.save(buffer, handle))

@@ -1,0 +1,106 @@
+"""Paper experiments 1-3 at Fashion-MNIST scale: latency-, energy- and size-constrained search.
+
+Each configuration is (experiment, model, hardware, k): the budget is the cost of uniform k-bit
+(weights and activations; weights only for the size experiment) on that hardware, so every
+strategy is judged against the fixed-precision baseline it must beat at equal cost (the paper's
+Tables 2-5 design). Every strategy's best policy gets the same final fine-tune and is scored on
+the test split. Results append to benchmarks/results/paper_experiments.jsonl, one line per
+(configuration, strategy); a rerun skips finished lines, so the script runs piecewise:
+
+    python benchmarks/paper_experiments.py --experiment latency --models mobilenetv1-fmnist \\
+        --hardware bismo-edge --bits 4 --strategies haq,uniform --episodes 100 --finetune-epochs 1
+
+Scaled down from the paper (600 episodes, 30 ImageNet fine-tune epochs): see --episodes and
+--finetune-epochs; docs/benchmarks.md records what each published table used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _harness import Results
+from haq.cost import Budget
+from haq.policy import BitSpace, Policy
+from haq.quantize import QuantConfig
+from haq.search.compare import build_problem, compare, final_scorer
+
+EXPERIMENTS = {
+    # name: (metric, default hardware, weights_only)
+    "latency": ("latency", "bismo-edge,bismo-cloud", False),
+    "energy": ("energy", "bitfusion-edge", False),
+    "size": ("size", "size", True),
+}
+
+
+def _budget(problem_table, specs, metric: str, bits: int, weights_only: bool) -> Budget:
+    a_bits = None if weights_only else bits
+    reference = Policy.uniform(specs, bits, a_bits if a_bits is not None else 8)
+    return Budget(metric, float(problem_table.evaluate(reference)[metric]))
+
+
+def run_config(results: Results, args: argparse.Namespace, experiment: str, model: str,
+               hardware: str, bits: int) -> None:
+    metric, _, weights_only = EXPERIMENTS[experiment]
+    space = BitSpace(weights_only=True, fixed_a_bits=None) if weights_only else BitSpace()
+    quant = QuantConfig(weight_method="kmeans") if weights_only else QuantConfig()
+    todo = [s for s in args.strategies.split(",")
+            if not results.done(f"{experiment}/{model}/{hardware}/{bits}/{s}")]
+    if not todo:
+        return
+    import haq.cost
+    from haq.models import create, example_input
+    from haq.specs import extract_specs
+
+    specs = extract_specs(create(model), example_input(model))
+    table = haq.cost.get(hardware).table(specs)
+    budget = _budget(table, specs, metric, bits, weights_only)
+    problem, splits = build_problem(model, "fashion-mnist", table, [budget], space=space,
+                                    quant_config=quant, seed=args.seed)
+    score = final_scorer(problem, splits, args.finetune_epochs, quant_config=quant,
+                         seed=args.seed)
+    for strategy in todo:
+        start = time.perf_counter()
+        params = {"haq": {"episodes": args.episodes}, "random": {"episodes": args.episodes}}
+        comparison = compare(problem, [strategy], final_score=score, params=params,
+                             uniform_bits=(), seed=args.seed)
+        entry = comparison.entries[0]
+        key = f"{experiment}/{model}/{hardware}/{bits}/{strategy}"
+        results.add(key, experiment=experiment, model=model, hardware=hardware,
+                    budget_bits=bits, metric=metric, limit=budget.limit,
+                    unit=table.units[metric], strategy=strategy, test_accuracy=entry.accuracy,
+                    heldout_accuracy=entry.search_accuracy, costs=entry.costs,
+                    feasible=entry.feasible, evaluations=entry.evaluations,
+                    search_seconds=entry.search_seconds, final_seconds=entry.final_seconds,
+                    policy=entry.policy, error=entry.error, episodes=args.episodes,
+                    finetune_epochs=args.finetune_epochs, float_heldout=problem.float_accuracy,
+                    wall_seconds=time.perf_counter() - start)
+        print(key, f"test {entry.accuracy}", f"{metric} {entry.costs.get(metric)}",
+              entry.error or "", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="latency")
+    parser.add_argument("--models", default="mobilenetv1-fmnist,mobilenetv2-fmnist")
+    parser.add_argument("--hardware", default=None, help="comma-separated cost models")
+    parser.add_argument("--bits", default="4,5,6", help="uniform bit widths defining budgets")
+    parser.add_argument("--strategies", default="haq,ohq,hawq,random,uniform")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = Results("paper_experiments")
+    hardware = args.hardware or EXPERIMENTS[args.experiment][1]
+    for model in args.models.split(","):
+        for hw in hardware.split(","):
+            for bits in (int(b) for b in args.bits.split(",")):
+                run_config(results, args, args.experiment, model, hw, bits)
+
+
+if __name__ == "__main__":
+    main()
