@@ -90,8 +90,8 @@ def test_imagenet_models_match_standard_counts(name: str) -> None:
 
 
 @pytest.mark.parametrize("name,layers,spatial", [
-    ("mobilenetv1-fmnist", 28, [14, 7, 4]),
-    ("mobilenetv2-fmnist", 53, [14, 7, 4]),
+    ("mobilenetv1-fmnist", 28, [28, 14, 7, 4]),
+    ("mobilenetv2-fmnist", 53, [28, 14, 7, 4]),
     ("resnet20-fmnist", 20, [28, 14, 7]),
 ])
 def test_fmnist_model_shapes(name: str, layers: int, spatial: list[int]) -> None:
