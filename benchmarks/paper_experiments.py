@@ -8,7 +8,11 @@ the test split. Results append to benchmarks/results/paper_experiments.jsonl, on
 (configuration, strategy); a rerun skips finished lines, so the script runs piecewise:
 
     python benchmarks/paper_experiments.py --experiment latency --models mobilenetv1-fmnist \\
-        --hardware bismo-edge --bits 4 --strategies haq,uniform --episodes 100 --finetune-epochs 1
+        --hardware bismo-edge --bits 4 --strategies haq,uniform --episodes 100 \\
+        --finetune-epochs 1 --finetune-steps 300
+
+The final score of a policy depends only on (model, quantizer, fine-tune, policy), so it is
+cached under that key: uniform 4-bit is fine-tuned once, not once per hardware.
 
 Scaled down from the paper (600 episodes, 30 ImageNet fine-tune epochs): see --episodes and
 --finetune-epochs; docs/benchmarks.md records what each published table used.
@@ -17,6 +21,8 @@ Scaled down from the paper (600 episodes, 30 ImageNet fine-tune epochs): see --e
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 
 import torch
@@ -35,14 +41,33 @@ EXPERIMENTS = {
 }
 
 
-def _budget(problem_table, specs, metric: str, bits: int, weights_only: bool) -> Budget:
-    a_bits = None if weights_only else bits
-    reference = Policy.uniform(specs, bits, a_bits if a_bits is not None else 8)
-    return Budget(metric, float(problem_table.evaluate(reference)[metric]))
+def _budget(problem_table, specs, metric: str, point: str, weights_only: bool) -> Budget:
+    """``point`` "4" = the cost of uniform 4-bit; "0.5x" = half the cost of uniform 8-bit."""
+    fraction, bits = (float(point[:-1]), 8) if point.endswith("x") else (1.0, int(point))
+    reference = Policy.uniform(specs, bits, None if weights_only else bits)
+    return Budget(metric, fraction * float(problem_table.evaluate(reference)[metric]))
+
+
+def cached_scorer(results: Results, score, model: str, quant: QuantConfig,
+                  args: argparse.Namespace):
+    """``score`` memoised in the results file by (model, quantizer, fine-tune, policy)."""
+    recipe = json.dumps([model, quant.to_dict(), args.finetune_epochs, args.finetune_steps,
+                         args.seed], sort_keys=True)
+
+    def cached(policy: Policy) -> float:
+        layers = json.dumps(policy.to_dict()["layers"], sort_keys=True)
+        key = "final/" + hashlib.sha256((recipe + layers).encode()).hexdigest()[:20]
+        if not results.done(key):
+            start = time.perf_counter()
+            results.add(key, model=model, test_accuracy=score(policy),
+                        seconds=time.perf_counter() - start)
+        return results.records[key]["test_accuracy"]
+
+    return cached
 
 
 def run_config(results: Results, args: argparse.Namespace, experiment: str, model: str,
-               hardware: str, bits: int) -> None:
+               hardware: str, bits: str) -> None:
     metric, _, weights_only = EXPERIMENTS[experiment]
     space = BitSpace(weights_only=True, fixed_a_bits=None) if weights_only else BitSpace()
     quant = QuantConfig(weight_method="kmeans") if weights_only else QuantConfig()
@@ -59,8 +84,9 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
     budget = _budget(table, specs, metric, bits, weights_only)
     problem, splits = build_problem(model, "fashion-mnist", table, [budget], space=space,
                                     quant_config=quant, seed=args.seed)
-    score = final_scorer(problem, splits, args.finetune_epochs, quant_config=quant,
-                         seed=args.seed)
+    score = cached_scorer(results, final_scorer(problem, splits, args.finetune_epochs,
+                                                quant_config=quant, seed=args.seed,
+                                                steps=args.finetune_steps), model, quant, args)
     for strategy in todo:
         start = time.perf_counter()
         params = {"haq": {"episodes": args.episodes}, "random": {"episodes": args.episodes}}
@@ -75,7 +101,8 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                     feasible=entry.feasible, evaluations=entry.evaluations,
                     search_seconds=entry.search_seconds, final_seconds=entry.final_seconds,
                     policy=entry.policy, error=entry.error, episodes=args.episodes,
-                    finetune_epochs=args.finetune_epochs, float_heldout=problem.float_accuracy,
+                    finetune_epochs=args.finetune_epochs, finetune_steps=args.finetune_steps,
+                    float_heldout=problem.float_accuracy,
                     wall_seconds=time.perf_counter() - start)
         print(key, f"test {entry.accuracy}", f"{metric} {entry.costs.get(metric)}",
               entry.error or "", flush=True)
@@ -86,19 +113,25 @@ def main() -> None:
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="latency")
     parser.add_argument("--models", default="mobilenetv1-fmnist,mobilenetv2-fmnist")
     parser.add_argument("--hardware", default=None, help="comma-separated cost models")
-    parser.add_argument("--bits", default="4,5,6", help="uniform bit widths defining budgets")
+    parser.add_argument("--bits", default="4,5,6",
+                        help="budgets: uniform bit widths (4 = cost of W4A4) or fractions of "
+                        "W8A8 (0.5x)")
     parser.add_argument("--strategies", default="haq,ohq,hawq,random,uniform")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-steps", type=int, default=None,
+                        help="cap the final fine-tune at this many steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--results", default="paper_experiments",
+                        help="results file name under benchmarks/results (smoke runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = Results("paper_experiments")
+    results = Results(args.results)
     hardware = args.hardware or EXPERIMENTS[args.experiment][1]
     for model in args.models.split(","):
         for hw in hardware.split(","):
-            for bits in (int(b) for b in args.bits.split(",")):
+            for bits in args.bits.split(","):
                 run_config(results, args, args.experiment, model, hw, bits)
 
 

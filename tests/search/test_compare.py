@@ -88,3 +88,18 @@ def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> Non
     assert [e.error for e in result.strategies()] == [None, None]
     assert all(e.feasible and e.accuracy > 25 for e in result.strategies())
     assert (tmp_path / "runs" / "ohq" / "journal.jsonl").exists()
+
+
+def test_final_scorer_caps_the_fine_tune_at_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    import haq.finetune
+    from haq.policy import Policy
+    from haq.search.compare import final_scorer
+
+    problem = tiny_problem(seed=0, evaluate=False)
+    seen = []
+    monkeypatch.setattr(haq.finetune, "finetune", lambda model, data, cfg: seen.append(cfg))
+    monkeypatch.setattr(haq.finetune, "evaluate", lambda model, data: 42.0)
+    splits = type("Splits", (), {"train": None, "test": None})()
+    score = final_scorer(problem, splits, 2, steps=7)
+    assert score(Policy.uniform(problem.specs, 8, 8)) == 42.0
+    assert [(c.epochs, c.steps) for c in seen] == [(2, 7)]

@@ -265,10 +265,12 @@ def build_problem(model: Any, data: Any, cost_model: Any, budgets: Sequence[Any]
 
 
 def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_config: Any = None,
-                 seed: int = 0) -> FinalScore:
+                 seed: int = 0, steps: int | None = None) -> FinalScore:
     """policy -> test accuracy (%) after calibrating and fine-tuning ``epochs`` on ``train``
-    (0 = calibrated post-training quantization); the only use of the test split."""
+    (0 = calibrated post-training quantization), capped at ``steps`` SGD steps if given; the
+    only use of the test split."""
     import copy
+    import dataclasses
 
     from haq.finetune import evaluate, final_finetune_config, finetune
     from haq.quantize import QuantConfig, apply_policy_
@@ -279,7 +281,10 @@ def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_conf
         quantized = apply_policy_(copy.deepcopy(problem.model), policy, problem.calibration,
                                   config)
         if epochs > 0:
-            finetune(quantized, splits.train, final_finetune_config(seed, epochs))
+            recipe = final_finetune_config(seed, epochs)
+            if steps is not None:
+                recipe = dataclasses.replace(recipe, steps=steps)
+            finetune(quantized, splits.train, recipe)
         return float(evaluate(quantized, splits.test))
 
     return score
