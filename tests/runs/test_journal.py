@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,3 +76,17 @@ def test_checkpoint_round_trip_and_damage(tmp_path) -> None:
     (tmp_path / CHECKPOINT).write_bytes(b"garbage")
     with pytest.raises(RunError, match="cannot be read"):
         store.load_checkpoint()
+
+
+def test_atomic_write_gives_the_file_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from haq.runs import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "policy.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "policy.json").stat().st_mode) == 0o644

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import shlex
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -33,19 +33,23 @@ def models() -> None:
     """List the model zoo: dataset, quantizable layers, parameters, MACs, recorded accuracy."""
     from haq.models import available, info
 
-    table = Table(title="haq model zoo")
-    for column in ("model", "dataset", "input", "layers", "params (M)", "MACs (M)",
-                   "test top-1 (%)"):
-        table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
+    # Compact cells so that the names, which users copy into other commands, never get cut.
+    table = Table(title="haq model zoo", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("model", "data", "input", "layers", "params M", "MACs M", "test %"):
+        table.add_column(column, justify="left" if column in ("model", "data") else "right",
+                         no_wrap=True)
     for name in available():
         meta = info(name)
         specs, params = _specs_of(name)
         accuracy = f"{meta.test_accuracy:.2f}" if meta.test_accuracy is not None else (
-            "no weights" if meta.dataset == "imagenet" else "not trained")
-        table.add_row(name, meta.dataset, "x".join(map(str, meta.input_shape)), str(len(specs)),
+            "-" if meta.dataset == "imagenet" else "untrained")
+        data = "fmnist" if meta.dataset == "fashion-mnist" else meta.dataset
+        table.add_row(name, data, "x".join(map(str, meta.input_shape)), str(len(specs)),
                       f"{params / 1e6:.3f}",
                       f"{sum(s.macs for s in specs) / 1e6:.1f}", accuracy)
     console.print(table)
+    console.print("test %: float top-1 of the shipped weights; ImageNet shapes have no weights "
+                  "(cost tables only).")
 
 
 def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models`)")) -> None:
@@ -85,8 +89,6 @@ def _write_outputs(out: Path, state: dict[str, Any], sidecar: dict[str, Any]) ->
     atomic_write(out, lambda handle: handle.write(blob))
     side = out.with_suffix(".json")
     atomic_write_text(side, json.dumps(sidecar, indent=2) + "\n")
-    for path in (out, side):  # atomic writes create private files; weights are for sharing
-        os.chmod(path, 0o644)
 
 
 def train(
