@@ -89,8 +89,11 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                                                 steps=args.finetune_steps), model, quant, args)
     for strategy in todo:
         start = time.perf_counter()
-        params = {"haq": {"episodes": args.episodes}, "random": {"episodes": args.episodes}}
-        comparison = compare(problem, [strategy], final_score=score, params=params,
+        # "haq@300" = haq with 300 episodes, a separate row beside the default count
+        name, _, count = strategy.partition("@")
+        episodes = int(count) if count else args.episodes
+        params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes}}
+        comparison = compare(problem, [name], final_score=score, params=params,
                              uniform_bits=(), seed=args.seed)
         entry = comparison.entries[0]
         key = f"{experiment}/{model}/{hardware}/{bits}/{strategy}"
@@ -100,7 +103,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                     heldout_accuracy=entry.search_accuracy, costs=entry.costs,
                     feasible=entry.feasible, evaluations=entry.evaluations,
                     search_seconds=entry.search_seconds, final_seconds=entry.final_seconds,
-                    policy=entry.policy, error=entry.error, episodes=args.episodes,
+                    policy=entry.policy, error=entry.error, episodes=episodes,
                     finetune_epochs=args.finetune_epochs, finetune_steps=args.finetune_steps,
                     float_heldout=problem.float_accuracy,
                     wall_seconds=time.perf_counter() - start)
@@ -116,7 +119,8 @@ def main() -> None:
     parser.add_argument("--bits", default="4,5,6",
                         help="budgets: uniform bit widths (4 = cost of W4A4) or fractions of "
                         "W8A8 (0.5x)")
-    parser.add_argument("--strategies", default="haq,ohq,hawq,random,uniform")
+    parser.add_argument("--strategies", default="haq,ohq,hawq,random,uniform",
+                        help="comma-separated; haq@300 / random@300 override --episodes")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--finetune-steps", type=int, default=None,

@@ -74,7 +74,8 @@ def budget_table(rows: list[dict[str, Any]], experiment: str) -> str:
     by_config: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in chosen:
         by_config[(r["model"], r["hardware"], str(r["budget_bits"]))][r["strategy"]] = r
-    strategies = [s for s in STRATEGIES if any(s in v for v in by_config.values())]
+    present = {s for v in by_config.values() for s in v}
+    strategies = sorted(present, key=lambda s: (STRATEGIES.index(s.split("@")[0]), s))
     head = ["model (float test %)", "hardware", "budget", *strategies]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (model, hardware, point) in sorted(by_config, key=lambda k: (k[0], k[1],
