@@ -80,7 +80,8 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
     from haq.specs import extract_specs
 
     specs = extract_specs(create(model), example_input(model))
-    table = haq.cost.get(hardware).table(specs)
+    name, _, mode = hardware.partition(":")  # "bismo-edge:textbook" = a BISMO mode
+    table = haq.cost.get(name, **({"mode": mode} if mode else {})).table(specs)
     budget = _budget(table, specs, metric, bits, weights_only)
     problem, splits = build_problem(model, "fashion-mnist", table, [budget], space=space,
                                     quant_config=quant, seed=args.seed)
@@ -115,7 +116,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="latency")
     parser.add_argument("--models", default="mobilenetv1-fmnist,mobilenetv2-fmnist")
-    parser.add_argument("--hardware", default=None, help="comma-separated cost models")
+    parser.add_argument("--hardware", default=None,
+                        help="comma-separated cost models; bismo-edge:textbook picks a mode")
     parser.add_argument("--bits", default="4,5,6",
                         help="budgets: uniform bit widths (4 = cost of W4A4) or fractions of "
                         "W8A8 (0.5x)")

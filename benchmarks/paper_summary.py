@@ -93,13 +93,18 @@ def budget_table(rows: list[dict[str, Any]], experiment: str) -> str:
     return "\n".join(lines) + "\n\nCells: test top-1 % after the final fine-tune / cost.\n"
 
 
-def _haq_policy(rows: list[dict[str, Any]], model: str, hardware: str, point: str
-                ) -> dict[str, Any] | None:
+def _policy_row(rows: list[dict[str, Any]], model: str, hardware: str, point: str,
+                strategy: str = "haq") -> dict[str, Any] | None:
     for r in rows:
         if (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"]) == (
-                model, hardware, point, "haq") and not r.get("error"):
+                model, hardware, point, strategy) and not r.get("error"):
             return r
     return None
+
+
+def _table(hardware: str, specs: list) -> Any:
+    name, _, mode = hardware.partition(":")
+    return haq.cost.get(name, **({"mode": mode} if mode else {})).table(specs)
 
 
 def specialisation(rows: list[dict[str, Any]]) -> str:
@@ -109,11 +114,11 @@ def specialisation(rows: list[dict[str, Any]]) -> str:
     for model in models:
         for point in sorted({str(r["budget_bits"]) for r in rows if r["model"] == model},
                             key=_point_order):
-            found = {hw: _haq_policy(rows, model, hw, point) for hw in TARGETS}
+            found = {hw: _policy_row(rows, model, hw, point) for hw in TARGETS}
             if sum(v is not None for v in found.values()) < 2:
                 continue
             specs = extract_specs(create(model), example_input(model))
-            tables = {hw: haq.cost.get(hw).table(specs) for hw in TARGETS}
+            tables = {hw: _table(hw, specs) for hw in TARGETS}
             head = ["policy searched for", "test %", *[f"{hw} {m}" for hw, m in TARGETS.items()]]
             lines = [f"**{model}, budget = uniform {point}-bit cost on the searched target**\n",
                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -127,40 +132,67 @@ def specialisation(rows: list[dict[str, Any]]) -> str:
                     [hw, f"{row['test_accuracy']:.2f}",
                      *[f"{c:.4g} {u}" for c, u in zip(costs, units, strict=True)]]) + " |")
             out.append("\n".join(lines) + "\n")
-            out.append(edge_cloud(model, point, specs, found))
+            out.append(edge_cloud(model, point, specs, found["bismo-edge"],
+                                  found["bismo-cloud"], "BISMO `haq` mode, 100 episodes"))
+            textbook = [_policy_row(rows, model, f"{hw}:textbook", point, "haq@300")
+                        for hw in ("bismo-edge", "bismo-cloud")]
+            out.append(edge_cloud(model, point, specs, *textbook,
+                                  "BISMO `textbook` mode, 300 episodes"))
+            out.append(depthwise_costs(model, specs))
     return "\n".join(out) if out else "_Needs HAQ results on at least two targets._\n"
 
 
-def edge_cloud(model: str, point: str, specs: list, found: dict[str, Any]) -> str:
+def edge_cloud(model: str, point: str, specs: list, edge: dict[str, Any] | None,
+               cloud: dict[str, Any] | None, label: str) -> str:
     """The per-layer bit plots for edge and cloud, and the depthwise activation-bit check."""
-    edge, cloud = found.get("bismo-edge"), found.get("bismo-cloud")
     if edge is None or cloud is None:
         return ""
-    text = []
+    text = [f"*Edge vs cloud, {label}:*\n"]
     means = {}
-    for hw, row in (("bismo-edge", edge), ("bismo-cloud", cloud)):
+    for side, row in (("edge", edge), ("cloud", cloud)):
         policy = Policy.from_dict(row["policy"])
-        name = f"paper_bits_{model}_{hw}_{point}.png"
-        plot_policy_bits(specs, policy, IMG / name, title=f"HAQ {model}, {hw}, budget {point}")
+        hw = row["hardware"]
+        name = f"paper_bits_{model}_{hw.replace(':', '-')}_{point}.png"
+        plot_policy_bits(specs, policy, IMG / name,
+                         title=f"{row['strategy']} {model}, {hw}, budget {point}")
         text.append(f"![{hw}](img/{name})")
         for role in ("depthwise", "pointwise"):
             layers = [s for s in specs if layer_role(s) == role]
             if layers:
-                means[(hw, role)] = (statistics.mean(policy[s.name].a_bits or 32 for s in layers),
-                                     statistics.mean(policy[s.name].w_bits or 32 for s in layers))
+                means[(side, role)] = (statistics.mean(policy[s.name].a_bits or 32
+                                                       for s in layers),
+                                       statistics.mean(policy[s.name].w_bits or 32
+                                                       for s in layers))
     lines = ["| layers | edge a-bits | cloud a-bits | edge w-bits | cloud w-bits |",
              "|---|---|---|---|---|"]
     for role in ("depthwise", "pointwise"):
-        if ("bismo-edge", role) in means:
-            (ea, ew), (ca, cw) = means[("bismo-edge", role)], means[("bismo-cloud", role)]
+        if ("edge", role) in means:
+            (ea, ew), (ca, cw) = means[("edge", role)], means[("cloud", role)]
             lines.append(f"| {role} (mean) | {ea:.2f} | {ca:.2f} | {ew:.2f} | {cw:.2f} |")
     verdict = ""
-    if ("bismo-edge", "depthwise") in means:
-        ea, ca = means[("bismo-edge", "depthwise")][0], means[("bismo-cloud", "depthwise")][0]
+    if ("edge", "depthwise") in means:
+        ea, ca = means[("edge", "depthwise")][0], means[("cloud", "depthwise")][0]
         holds = "holds" if ea < ca else "does not hold"
         verdict = (f"\nPaper finding (edge depthwise layers get fewer activation bits than on "
                    f"the cloud): **{holds}** here ({ea:.2f} vs {ca:.2f} mean bits).\n")
     return "\n".join(text) + "\n\n" + "\n".join(lines) + "\n" + verdict
+
+
+def depthwise_costs(model: str, specs: list) -> str:
+    """What each BISMO variant charges depthwise layers: why the finding can or cannot hold."""
+    dw = [i for i, s in enumerate(specs) if layer_role(s) == "depthwise"]
+    pw = [i for i, s in enumerate(specs) if layer_role(s) == "pointwise"]
+    lines = [f"*What the cost models charge ({model}, shares of the W8A8 latency):*\n",
+             "| cost model | depthwise share | dw a 8->4 saves | dw w 8->4 saves | "
+             "pointwise a 8->4 saves |", "|---|---|---|---|---|"]
+    for hw in ("bismo-edge", "bismo-cloud", "bismo-edge:textbook", "bismo-cloud:textbook"):
+        v = _table(hw, specs).full_array("latency")
+        total = v[:, 7, 7].sum()
+        lines.append(f"| {hw} | {v[dw, 7, 7].sum() / total:.2f} | "
+                     f"{(v[dw, 7, 7] - v[dw, 7, 3]).sum() / total:.2f} | "
+                     f"{(v[dw, 7, 7] - v[dw, 3, 7]).sum() / total:.2f} | "
+                     f"{(v[pw, 7, 7] - v[pw, 7, 3]).sum() / total:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def search_cost(rows: list[dict[str, Any]], finals: dict[str, dict[str, Any]]) -> str:
@@ -196,12 +228,13 @@ def headline(rows: list[dict[str, Any]], model: str = "mobilenetv1-fmnist",
     if not chosen:
         return ""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for strategy, marker in zip(STRATEGIES, "o^sxD", strict=True):
+    names = sorted({r["strategy"] for r in chosen},
+                   key=lambda s: (STRATEGIES.index(s.split("@")[0]), s))
+    for strategy, marker in zip(names, "o^sxDvP*", strict=False):
         points = sorted((r["costs"]["latency"], r["test_accuracy"]) for r in chosen
                         if r["strategy"] == strategy)
-        if points:
-            ax.plot(*zip(*points, strict=True), marker=marker, label=strategy,
-                    linestyle="-" if strategy in ("haq", "uniform") else ":")
+        ax.plot(*zip(*points, strict=True), marker=marker, label=strategy,
+                linestyle="-" if strategy in ("haq", "uniform") else ":")
     float_acc = float_test_accuracy(model)
     if float_acc is not None:
         ax.axhline(float_acc, color="grey", linewidth=0.8, label="float")
