@@ -85,7 +85,9 @@ def fixed_entry(problem, bits: int, score) -> Entry:
 def run_config(results: Results, args: argparse.Namespace, experiment: str, model: str,
                hardware: str, bits: str) -> None:
     metric, _, weights_only = EXPERIMENTS[experiment]
-    space = BitSpace(weights_only=True, fixed_a_bits=None) if weights_only else BitSpace()
+    # k-means mode searches 1-8 weight bits as HAQ's code does (b_min=1); linear mode 2-8
+    space = (BitSpace(w_range=(1, 8), weights_only=True, fixed_a_bits=None) if weights_only
+             else BitSpace())
     quant = QuantConfig(weight_method="kmeans") if weights_only else QuantConfig()
     todo = [s for s in args.strategies.split(",")
             if not results.done(f"{experiment}/{model}/{hardware}/{bits}/{s}")
