@@ -69,7 +69,8 @@ def available() -> list[str]:
 def _tensors(images: np.ndarray, labels: np.ndarray, max_value: float, mean: float,
              std: float) -> TensorDataset:
     """uint8 images -> float (N, 1, H, W) scaled to [0, 1], then standardised."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    # astype copies, so a read-only buffer from the IDX decoder never reaches torch.
+    x = torch.from_numpy(images.astype(np.float32))
     x = x.div_(max_value).sub_(mean).div_(std).unsqueeze(1)
     return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
