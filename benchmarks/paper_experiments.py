@@ -112,7 +112,8 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
         # "haq@300" = haq with 300 episodes, a separate row beside the default count
         name, _, count = strategy.partition("@")
         episodes = int(count) if count else args.episodes
-        params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes}}
+        params = {name: {"episodes": episodes, "projection": args.projection}
+                  for name in ("haq", "random")}
         if name == "fixed":  # the budget's own reference: uniform k-bit, whatever fits better
             entry = fixed_entry(problem, int(bits), score)
         else:
@@ -127,7 +128,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                     search_seconds=entry.search_seconds, final_seconds=entry.final_seconds,
                     policy=entry.policy, error=entry.error, episodes=episodes,
                     finetune_epochs=args.finetune_epochs, finetune_steps=args.finetune_steps,
-                    float_heldout=problem.float_accuracy,
+                    float_heldout=problem.float_accuracy, projection=args.projection,
                     wall_seconds=time.perf_counter() - start)
         print(key, f"test {entry.accuracy}", f"{metric} {entry.costs.get(metric)}",
               entry.error or "", flush=True)
@@ -150,6 +151,9 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=None,
                         help="cap the final fine-tune at this many steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--projection", choices=["widest", "saving"], default="widest",
+                        help="budget projection rule of haq and random; the main results file "
+                        "was made with 'saving' (the default before 2026-12)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default="paper_experiments",
                         help="results file name under benchmarks/results (smoke runs)")

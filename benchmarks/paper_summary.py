@@ -261,6 +261,30 @@ def size_roles(rows: list[dict[str, Any]]) -> str:
             "layers get more bits, big pointwise and FC layers fewer.\n")
 
 
+def projection_rules(rows: list[dict[str, Any]]) -> str:
+    """Configurations rerun with the ``widest`` projection beside the main file's ``saving``."""
+    widest = load(RESULTS_DIR / "paper_experiments_widest.jsonl")[0]
+    if not widest:
+        return "_No reruns with the widest projection yet._\n"
+    main = {(r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"]): r for r in rows
+            if not r.get("error")}
+    lines = ["| model | hardware | budget | strategy | saving: held-out / test | "
+             "widest: held-out / test | fixed k-bit test |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(widest, key=lambda r: (r["model"], r["hardware"], r["budget_bits"],
+                                           r["strategy"])):
+        key = (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"])
+        old = main.get(key)
+        fixed = main.get((*key[:3], "fixed")) or main.get((*key[:3], "uniform"))
+        before = f"{old['heldout_accuracy']:.1f} / {old['test_accuracy']:.2f}" if old else ""
+        lines.append("| " + " | ".join([
+            *key, before, f"{r['heldout_accuracy']:.1f} / {r['test_accuracy']:.2f}",
+            f"{fixed['test_accuracy']:.2f}" if fixed else ""]) + " |")
+    return ("\n".join(lines) + "\n\nSame budgets, episodes, seed and final fine-tune; only the "
+            "projection rule differs (`--projection widest --results paper_experiments_widest`)."
+            " Held-out = the search's score of its best policy before the fine-tune; for 0.5x "
+            "the last column is the best uniform pair.\n")
+
+
 def seed_spread(rows: list[dict[str, Any]]) -> str:
     """Configurations rerun with other seeds (``--seed N --results paper_experiments_seedN``).
 
@@ -347,6 +371,7 @@ def main() -> None:
         budget_table(rows, "size"), size_roles(rows),
         "## 4. Specialisation (paper Table 1 design)\n", specialisation(rows),
         "## 6. Search cost\n", search_cost(rows, finals),
+        "## Projection rule: widest vs saving\n", projection_rules(rows),
         "## Seed spread\n", seed_spread(rows),
     ]
     (DOCS / "paper-experiments.md").write_text("\n".join(parts))

@@ -163,8 +163,32 @@ def test_saving_rule_cuts_the_expensive_layer_first() -> None:
     specs = make_specs(2)
     space = BitSpace((1, 8), (8, 8))
     limit = 8 + 10 * 6  # layer0 w8 (8) + layer1 w6 (60)
-    out = project(Policy.uniform(specs, 8, 8), table, [absolute("latency", limit)], space, specs)
+    out = project(Policy.uniform(specs, 8, 8), table, [absolute("latency", limit)], space, specs,
+                  rule="saving")
     assert out["l0"] == LayerBits(8, 8) and out["l1"] == LayerBits(6, 8)
+
+
+def test_widest_rule_spreads_the_cut_but_skips_layers_where_bits_are_free() -> None:
+    # three layers; layer 2's weights cost nothing, so lowering them would buy nothing
+    bits = np.arange(1, 10, dtype=np.float64)
+    per_bit = [1.0, 3.0, 0.0]
+    cost = np.stack([k * bits[:, None] + 0 * bits[None, :] for k in per_bit])
+    table = make_table({"latency": cost})
+    specs = make_specs(3)
+    space = BitSpace((2, 8), (8, 8))
+    limit = 4 * 1.0 + 4 * 3.0  # what uniform 4-bit weights cost
+    budget = [absolute("latency", limit)]
+    widest = project(Policy.uniform(specs, 8, 8), table, budget, space, specs)
+    saving = project(Policy.uniform(specs, 8, 8), table, budget, space, specs, rule="saving")
+    assert [widest[n].w_bits for n in ("l0", "l1", "l2")] == [4, 4, 8]
+    assert [saving[n].w_bits for n in ("l0", "l1", "l2")] == [8, 2, 8]
+
+
+def test_unknown_projection_rule_is_refused() -> None:
+    specs = make_specs(2)
+    table = make_table({"latency": np.ones((2, 9, 9))})
+    with pytest.raises(PolicyError, match="projection rule"):
+        Projector(table, [absolute("latency", 10.0)], BitSpace(), specs, rule="fastest")
 
 
 def test_already_feasible_policy_is_unchanged_but_pins_still_apply() -> None:

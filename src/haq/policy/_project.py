@@ -7,10 +7,22 @@ fits (reference/haq.md section 3). The rule here is:
 
 1. **Clip into the space.** Pinned layers take their pinned bits; float (``None``) or bits above
    the allowed maximum drop to that maximum. Nothing is ever raised except to honour a pin.
-2. **Greedy decrease.** While some budget is exceeded, lower by one bit the single operand
-   (a layer's weights or its input activations) that saves the most cost, where the saving is
-   summed over the *exceeded* budgets, each as a fraction of its limit. Ties go to the operand
-   with more bits, then to weights, then to the earlier layer. Every step removes one bit, so
+2. **Decrease.** While some budget is exceeded, lower one operand (a layer's weights or its
+   input activations) by one bit. The *saving* of a step is summed over the exceeded budgets,
+   each as a fraction of its limit. Two rules pick the operand:
+
+   - ``"widest"`` (the default): among operands whose step saves cost, the one with the most
+     bits; ties to the larger saving. The cut is spread evenly, as HAQ's round-robin decrease
+     spreads it, but no bit is spent on a layer where it buys nothing. Only when no single
+     step saves anything (e.g. BitFusion, where 6 -> 5 bits runs on the same datapath) may any
+     operand be lowered.
+   - ``"saving"``: the operand whose step saves the most, ties to the one with more bits.
+     Cheapest in bits removed, but at tight budgets it drives the most expensive layers down
+     to the minimum: on mobilenetv1-fmnist at the uniform-4-bit BISMO-edge latency, random
+     4-8-bit proposals projected this way score 42 % held-out on average, 89 % with
+     ``"widest"`` (benchmarks/study_projection.py, docs/benchmarks.md).
+
+   Remaining ties go to weights, then to the earlier layer. Every step removes one bit, so
    this ends after at most sum(bits - min_bits) steps; it reaches the all-minimum policy at
    worst, which is checked to fit up front.
 3. **Give back.** The greedy pass can overshoot. Operands that were lowered are raised again by
@@ -37,6 +49,7 @@ from haq.specs import LayerSpec
 if TYPE_CHECKING:
     from haq.cost import Budget, CostTable
 
+RULES = ("widest", "saving")  # which operand the decrease lowers first; see the docstring
 _REL_TOL = 1e-9  # as haq.cost.check_feasible: a budget at the minimum up to rounding is feasible
 _FLOAT = 0  # bits value of a float operand in bit arrays (as CostTable.evaluate_arrays takes)
 
@@ -54,9 +67,12 @@ class Projector:
         budgets: every budget the result must meet; resolved against ``table``.
         space: allowed bits and pinned layers.
         specs: the layers, in the table's order.
+        rule: which operand the decrease lowers first, ``"widest"`` or ``"saving"`` (module
+            docstring).
 
     Raises:
         BudgetInfeasibleError: even the all-minimum policy (pins respected) exceeds a budget.
+        PolicyError: unknown ``rule``.
 
     Example:
         >>> projector = Projector(table, budgets, space, specs)  # doctest: +SKIP
@@ -64,7 +80,10 @@ class Projector:
     """
 
     def __init__(self, table: CostTable, budgets: Sequence[Budget], space: BitSpace,
-                 specs: Sequence[LayerSpec]) -> None:
+                 specs: Sequence[LayerSpec], rule: str = "widest") -> None:
+        if rule not in RULES:
+            raise PolicyError(f"unknown projection rule {rule!r}; choose one of {RULES}")
+        self.rule = rule
         self.table, self.space, self.specs = table, space, list(specs)
         self.metrics = [b.metric for b in budgets]
         self.limits = np.array([float(b.resolve(table)) for b in budgets], dtype=np.float64)
@@ -167,13 +186,19 @@ class Projector:
             weight = (over / self._scale)[:, None]  # only exceeded budgets count
             save_w = (weight * (now - self._step_costs(np.where(can_w, w - 1, w), a))).sum(0)
             save_a = (weight * (now - self._step_costs(w, np.where(can_a, a - 1, a)))).sum(0)
-            score = np.concatenate([np.where(can_w, save_w, -np.inf),
-                                    np.where(can_a, save_a, -np.inf)])
+            can = np.concatenate([can_w, can_a])
+            save = np.concatenate([save_w, save_a])
             bits = np.concatenate([w, a])
             is_weight = np.repeat([1, 0], len(w))
             layer = np.tile(self._rows, 2)
-            # lexsort: last key is primary -> score, then more bits, weights, earlier layer
-            pick = np.lexsort((layer, -is_weight, -bits, -score))[0]
+            score = np.where(can, save, -np.inf)
+            if self.rule == "saving":
+                # lexsort: last key is primary -> saving, then more bits, weights, earlier layer
+                pick = np.lexsort((layer, -is_weight, -bits, -score))[0]
+            else:
+                useful = can & (save > 0)
+                width = np.where(useful if useful.any() else can, bits, -1)
+                pick = np.lexsort((layer, -is_weight, -score, -width))[0]
             if pick < len(w):
                 w = w.copy()
                 w[pick] -= 1
@@ -204,7 +229,7 @@ class Projector:
 
 
 def project(policy: Policy, table: CostTable, budgets: Sequence[Budget], space: BitSpace,
-            specs: Sequence[LayerSpec]) -> Policy:
+            specs: Sequence[LayerSpec], rule: str = "widest") -> Policy:
     """Lower ``policy``'s bits until it meets every budget (one-off form of ``Projector``).
 
     Args:
@@ -213,6 +238,7 @@ def project(policy: Policy, table: CostTable, budgets: Sequence[Budget], space: 
         budgets: every budget that must hold.
         space: allowed bits and pinned layers.
         specs: the model's layers in the table's order.
+        rule: ``"widest"`` or ``"saving"``; see ``Projector``.
 
     Returns:
         A feasible policy, component-wise <= the clipped input, from which no single operand
@@ -222,4 +248,4 @@ def project(policy: Policy, table: CostTable, budgets: Sequence[Budget], space: 
         BudgetInfeasibleError: no policy in ``space`` meets the budgets.
         PolicyError: the policy has bits below the allowed minimum or the wrong layers.
     """
-    return Projector(table, budgets, space, specs).project(policy)
+    return Projector(table, budgets, space, specs, rule).project(policy)

@@ -80,6 +80,8 @@ class EpisodeLoop:
         settings: the strategy's JSON-able settings (compared on resume, except ``episodes``).
         reward_scale: HAQ's lambda: reward = reward_scale * (accuracy - float accuracy).
         checkpoint_every: checkpoint the proposer every k episodes (and at the end).
+        projection: the budget projection's rule, ``"widest"`` or ``"saving"``
+            (``haq.policy.Projector``).
     """
 
     problem: SearchProblem
@@ -87,10 +89,11 @@ class EpisodeLoop:
     settings: dict[str, Any]
     reward_scale: float = 0.1
     checkpoint_every: int = 1
+    projection: str = "widest"
 
     def __post_init__(self) -> None:
         p = self.problem
-        self.projector = Projector(p.table, p.budgets, p.space, p.specs)
+        self.projector = Projector(p.table, p.budgets, p.space, p.specs, self.projection)
         self.float_accuracy = 0.0 if p.float_accuracy is None else float(p.float_accuracy)
 
     # -- one episode ----------------------------------------------------------------------------

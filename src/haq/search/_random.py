@@ -50,16 +50,20 @@ class RandomStrategy(Strategy):
     Args:
         episodes: how many policies to draw and evaluate.
         reward_scale: lambda of the reward (kept equal to HAQ's for comparable journals).
+        projection: the budget projection's rule, as HAQ's (``haq.policy.Projector``).
     """
 
-    def __init__(self, episodes: int = 300, reward_scale: float = 0.1) -> None:
+    def __init__(self, episodes: int = 300, reward_scale: float = 0.1,
+                 projection: str = "widest") -> None:
         if episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {episodes}")
         self.episodes, self.reward_scale = int(episodes), float(reward_scale)
+        self.projection = projection
 
     def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
             resume: bool = False, progress: Progress | None = None) -> SearchResult:
-        settings = {"episodes": self.episodes}
-        loop = EpisodeLoop(problem, self.name, settings, reward_scale=self.reward_scale)
+        settings = {"episodes": self.episodes, "projection": self.projection}
+        loop = EpisodeLoop(problem, self.name, settings, reward_scale=self.reward_scale,
+                           projection=self.projection)
         return loop.run(RandomProposer(loop, seed), self.episodes, seed=seed, run_dir=run_dir,
                         resume=resume, progress=progress)

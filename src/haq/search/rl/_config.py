@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from haq.errors import ConfigError
+from haq.policy._project import RULES
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class HaqConfig:
     budget_features: bool = False
     """Add AMC-style state features: share of the budgets' room used so far, the layer's share
     of the cost range (paper: none; off by default, no gain measured on the identity problem)."""
+    projection: str = "widest"
+    """Budget projection rule: ``"widest"`` lowers the operand with the most bits first,
+    spreading the cut as HAQ's round-robin decrease does; ``"saving"`` lowers the operand that
+    saves the most first (this project's rule before 2026-12, which starves expensive layers at
+    tight budgets; docs/deviations.md)."""
     checkpoint_every: int = 1
     """Checkpoint agent, replay buffer and RNGs every k episodes (the journal is per episode)."""
 
@@ -66,6 +72,8 @@ class HaqConfig:
         for name in ("lr_actor", "lr_critic", "sigma", "reward_scale"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.projection not in RULES:
+            raise ConfigError(f"projection must be one of {RULES}, got {self.projection!r}")
 
     def sigma_at(self, episode: int) -> float:
         """Exploration std used in ``episode`` (0-based); 1.0 marks uniform warm-up."""

@@ -162,7 +162,8 @@ class HaqStrategy(Strategy):
                                 "use haq.search.api.search, which builds it from your data")
         cfg = self.config
         loop = EpisodeLoop(problem, self.name, {"preset": self.preset, **cfg.to_dict()},
-                           reward_scale=cfg.reward_scale, checkpoint_every=cfg.checkpoint_every)
+                           reward_scale=cfg.reward_scale, checkpoint_every=cfg.checkpoint_every,
+                           projection=cfg.projection)
         env = BitEnv(problem.specs, loop.projector, cfg.budget_features)
         if not env.steps:
             raise StrategyError("every layer is pinned, so there is nothing to search; unpin "

@@ -1,0 +1,88 @@
+"""What does a HAQ episode look like at a tight budget? Random raw policies, projected, scored.
+
+HAQ's agent proposes raw bits; the budget projection only ever lowers them. This study draws
+random raw policies the way the warm-up episodes do (every operand uniform in 2-8 bits) and,
+for contrast, with every operand at or above the budget's uniform bit width, projects each
+onto the budget with both projection rules ("widest" and "saving", haq.policy.Projector), and
+scores it on the held-out images an episode uses. The uniform k-bit policy that defines the
+budget is scored beside them. Both rules see the same raw policies.
+
+    .venv/bin/python benchmarks/study_projection.py [--model mobilenetv1-fmnist]
+        [--hardware bismo-edge] [--bits 4] [--samples 30] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+import torch
+
+from haq.cost import Budget, get
+from haq.models import create, example_input
+from haq.policy import BitSpace, Policy, Projector
+from haq.search.compare import build_problem
+from haq.specs import extract_specs
+
+try:
+    from _harness import Results
+except ImportError:  # run from another directory
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from _harness import Results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mobilenetv1-fmnist")
+    parser.add_argument("--hardware", default="bismo-edge")
+    parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    key = f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.seed}"
+    results = Results("study_projection")
+    if results.done(key):
+        print(f"{key} already in {results.path}")
+        return
+
+    specs = extract_specs(create(args.model), example_input(args.model))
+    table = get(args.hardware).table(specs)
+    reference = Policy.uniform(specs, args.bits, args.bits)
+    budget = Budget("latency", float(table.evaluate(reference)["latency"]))
+    problem, _ = build_problem(args.model, "fashion-mnist", table, [budget], seed=args.seed)
+    projectors = {rule: Projector(table, [budget], BitSpace(), specs, rule)
+                  for rule in ("widest", "saving")}
+    rng = np.random.default_rng(args.seed)
+
+    def score_projected(low: int) -> dict[str, list[float]]:
+        scores: dict[str, list[float]] = {rule: [] for rule in projectors}
+        for _ in range(args.samples):
+            raw = [rng.integers(low, 9, len(specs)) for _ in range(2)]
+            for rule, projector in projectors.items():
+                w, a = projector.project_arrays(*raw)
+                policy = Policy.from_arrays(specs, w, a)
+                scores[rule].append(problem.evaluate(policy).accuracy)
+        return scores
+
+    uniform_score = problem.evaluate(reference).accuracy
+    samplers = {}
+    for label, low in (("raw 2-8 bits (HAQ warm-up)", 2), (f"raw {args.bits}-8 bits", args.bits)):
+        for rule, scores in score_projected(low).items():
+            samplers[f"{label}, {rule}"] = scores
+    summary = {name: {"mean": statistics.mean(s), "median": statistics.median(s),
+                      "max": max(s), "scores": s} for name, s in samplers.items()}
+    results.add(key, float_heldout=problem.float_accuracy, uniform_heldout=uniform_score,
+                samplers=summary)
+    print(f"float {problem.float_accuracy:.1f} %, uniform W{args.bits}A{args.bits} "
+          f"{uniform_score:.1f} % held-out")
+    for name, row in summary.items():
+        print(f"{name}: mean {row['mean']:.1f}, median {row['median']:.1f}, "
+              f"max {row['max']:.1f} % over {args.samples} projected policies")
+
+
+if __name__ == "__main__":
+    main()
