@@ -19,8 +19,8 @@ fits (reference/haq.md section 3). The rule here is:
    - ``"saving"``: the operand whose step saves the most, ties to the one with more bits.
      Cheapest in bits removed, but at tight budgets it drives the most expensive layers down
      to the minimum: on mobilenetv1-fmnist at the uniform-4-bit BISMO-edge latency, random
-     4-8-bit proposals projected this way score 42 % held-out on average, 89 % with
-     ``"widest"`` (benchmarks/study_projection.py, docs/benchmarks.md).
+     4-8-bit proposals projected this way score 36 % held-out on average, against 89 % with
+     ``"widest"`` and 88.5 % for uniform 4-bit (benchmarks/study_projection.py).
 
    Remaining ties go to weights, then to the earlier layer. Every step removes one bit, so
    this ends after at most sum(bits - min_bits) steps; it reaches the all-minimum policy at
