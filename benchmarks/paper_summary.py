@@ -12,6 +12,7 @@ targets' cost tables: a cost-table lookup, no accuracy is re-measured.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import time
@@ -47,6 +48,17 @@ def load(path: Path = RESULTS_DIR / "paper_experiments.jsonl"
     finals = {k: r for k, r in records.items() if k.startswith("final/")}
     rows = [r for k, r in records.items() if not k.startswith("final/")]
     return rows, finals
+
+
+@functools.cache
+def model_specs(model: str) -> list:
+    """The zoo model's layer specs, traced once per model for the whole summary."""
+    return extract_specs(create(model), example_input(model))
+
+
+def row_key(r: dict[str, Any], label: str = "") -> tuple[str, str, str, str]:
+    """(model, hardware, budget, strategy): one configuration of one strategy."""
+    return r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"] + label
 
 
 def float_test_accuracy(model: str) -> float | None:
@@ -101,8 +113,7 @@ def budget_table(rows: list[dict[str, Any]], experiment: str) -> str:
 def _policy_row(rows: list[dict[str, Any]], model: str, hardware: str, point: str,
                 strategy: str = "haq") -> dict[str, Any] | None:
     for r in rows:
-        if (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"]) == (
-                model, hardware, point, strategy) and not r.get("error"):
+        if row_key(r) == (model, hardware, point, strategy) and not r.get("error"):
             return r
     return None
 
@@ -117,7 +128,7 @@ def specialisation(rows: list[dict[str, Any]]) -> str:
     out = []
     models = sorted({r["model"] for r in rows})
     for model in models:
-        specs = extract_specs(create(model), example_input(model))
+        specs = model_specs(model)
         for point in sorted({str(r["budget_bits"]) for r in rows if r["model"] == model},
                             key=_point_order):
             found = {hw: _policy_row(rows, model, hw, point) for hw in TARGETS}
@@ -225,7 +236,7 @@ def search_cost(rows: list[dict[str, Any]], finals: dict[str, dict[str, Any]]) -
               "| model | " + " | ".join(TABLE_MODELS) + " |",
               "|---|" + "---|" * len(TABLE_MODELS)]
     for model in sorted({r["model"] for r in rows}):
-        specs = extract_specs(create(model), example_input(model))
+        specs = model_specs(model)
         cells = []
         for hw in TABLE_MODELS:
             start = time.perf_counter()
@@ -244,7 +255,7 @@ def size_roles(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if r["experiment"] == "size" and r["strategy"] == "haq"
                      and not r.get("error")), key=lambda r: (r["model"], r["budget_bits"])):
-        specs = extract_specs(create(r["model"]), example_input(r["model"]))
+        specs = model_specs(r["model"])
         policy = Policy.from_dict(r["policy"])
         by_role: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for s in specs:
@@ -261,18 +272,16 @@ def size_roles(rows: list[dict[str, Any]]) -> str:
             "layers get more bits, big pointwise and FC layers fewer.\n")
 
 
-def projection_rules(rows: list[dict[str, Any]]) -> str:
+def projection_rules(rows: list[dict[str, Any]], widest: list[dict[str, Any]]) -> str:
     """Configurations rerun with the ``widest`` projection beside the main file's ``saving``."""
-    widest = load(RESULTS_DIR / "paper_experiments_widest.jsonl")[0]
     if not widest:
         return "_No reruns with the widest projection yet._\n"
-    main = {(r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"]): r for r in rows
-            if not r.get("error")}
+    main = {row_key(r): r for r in rows if not r.get("error")}
     lines = ["| model | hardware | budget | strategy | saving: held-out / test | "
              "widest: held-out / test | fixed k-bit test |", "|---|---|---|---|---|---|---|"]
     for r in sorted(widest, key=lambda r: (r["model"], r["hardware"], r["budget_bits"],
                                            r["strategy"])):
-        key = (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"])
+        key = row_key(r)
         old = main.get(key)
         fixed = main.get((*key[:3], "fixed")) or main.get((*key[:3], "uniform"))
         before = f"{old['heldout_accuracy']:.1f} / {old['test_accuracy']:.2f}" if old else ""
@@ -285,7 +294,7 @@ def projection_rules(rows: list[dict[str, Any]]) -> str:
             "the last column is the best uniform pair.\n")
 
 
-def seed_spread(rows: list[dict[str, Any]]) -> str:
+def seed_spread(rows: list[dict[str, Any]], extra: dict[str, list[dict[str, Any]]]) -> str:
     """Configurations rerun with other seeds (``--seed N --results paper_experiments_seedN``).
 
     The main file holds seed 0; each seed file repeats some of its configurations, so this
@@ -295,20 +304,17 @@ def seed_spread(rows: list[dict[str, Any]]) -> str:
     # (file prefix, label of its strategies, seed-0 rows); the main file used rule "saving"
     families = [("paper_experiments_seed", "", rows),
                 ("paper_experiments_widest_seed", " (widest)",
-                 load(RESULTS_DIR / "paper_experiments_widest.jsonl")[0])]
+                 extra.get("paper_experiments_widest", []))]
     for prefix, label, seed0 in families:
-        found = set()
-        for path in sorted(RESULTS_DIR.glob(f"{prefix}*.jsonl")):
-            seed = int(path.stem.removeprefix(prefix))
-            for r in load(path)[0]:
-                if not r.get("error"):
-                    key = (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"] + label)
-                    runs[key][seed] = r["test_accuracy"]
-                    found.add(key)
+        for name, records in extra.items():
+            if name.startswith(prefix):
+                seed = int(name.removeprefix(prefix))
+                for r in records:
+                    if not r.get("error"):
+                        runs[row_key(r, label)][seed] = r["test_accuracy"]
         for r in seed0:
-            key = (r["model"], r["hardware"], str(r["budget_bits"]), r["strategy"] + label)
-            if key in found and not r.get("error"):
-                runs[key][0] = r["test_accuracy"]
+            if row_key(r, label) in runs and not r.get("error"):
+                runs[row_key(r, label)][0] = r["test_accuracy"]
     if not runs:
         return "_No seed reruns yet._\n"
     seeds = sorted({seed for by_seed in runs.values() for seed in by_seed})
@@ -324,8 +330,8 @@ def seed_spread(rows: list[dict[str, Any]]) -> str:
         "and the fine-tune both take the seed.\n"
 
 
-def headline(rows: list[dict[str, Any]], model: str = "mobilenetv1-fmnist",
-             hardware: str = "bismo-edge") -> str:
+def headline(rows: list[dict[str, Any]], widest_rows: list[dict[str, Any]],
+             model: str = "mobilenetv1-fmnist", hardware: str = "bismo-edge") -> str:
     """Test accuracy against latency for every strategy at every budget: the README figure."""
     import matplotlib
 
@@ -338,8 +344,7 @@ def headline(rows: list[dict[str, Any]], model: str = "mobilenetv1-fmnist",
                 and not r.get("error")]
 
     # the main file ran haq/random with the "saving" projection; reruns with "widest" beside it
-    widest = pick(load(RESULTS_DIR / "paper_experiments_widest.jsonl")[0], " (widest)")
-    chosen = pick(rows) + widest
+    chosen = pick(rows) + pick(widest_rows, " (widest)")
     if not chosen:
         return ""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -366,25 +371,30 @@ def headline(rows: list[dict[str, Any]], model: str = "mobilenetv1-fmnist",
 
 def main() -> None:
     rows, finals = load()
+    # reruns beside the main file: other seeds, the widest projection, a longer fine-tune
+    extra = {path.stem: load(path)[0]
+             for path in sorted(RESULTS_DIR.glob("paper_experiments_*.jsonl"))}
+    widest = extra.get("paper_experiments_widest", [])
     IMG.mkdir(parents=True, exist_ok=True)
-    commands = sorted({r["command"] for r in rows})
+    commands = sorted({r["command"] for r in rows}
+                      | {r["command"] for records in extra.values() for r in records})
     machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in rows})
     parts = [
         "# Paper experiments at Fashion-MNIST scale\n",
         "Generated by `benchmarks/paper_summary.py` from `benchmarks/results/"
-        "paper_experiments.jsonl`; the reading of these numbers is in "
+        "paper_experiments*.jsonl`; the reading of these numbers is in "
         "[benchmarks.md](benchmarks.md#paper-experiments). Commands that produced them:\n",
         "\n".join(f"    {c}" for c in commands) + "\n",
         "Machines: " + "; ".join(machines) + "\n",
-        headline(rows),
+        headline(rows, widest),
         "## 1. Latency-constrained (paper Tables 2-3 design)\n", budget_table(rows, "latency"),
         "## 2. Energy-constrained (paper Table 4 design)\n", budget_table(rows, "energy"),
         "## 3. Size-constrained, k-means weights (paper Table 5 design)\n",
         budget_table(rows, "size"), size_roles(rows),
         "## 4. Specialisation (paper Table 1 design)\n", specialisation(rows),
         "## 6. Search cost\n", search_cost(rows, finals),
-        "## Projection rule: widest vs saving\n", projection_rules(rows),
-        "## Seed spread\n", seed_spread(rows),
+        "## Projection rule: widest vs saving\n", projection_rules(rows, widest),
+        "## Seed spread\n", seed_spread(rows, extra),
     ]
     (DOCS / "paper-experiments.md").write_text("\n".join(parts))
     print(f"wrote {DOCS / 'paper-experiments.md'} ({len(rows)} results)")

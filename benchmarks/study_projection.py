@@ -20,11 +20,9 @@ import sys
 import numpy as np
 import torch
 
-from haq.cost import Budget, get
-from haq.models import create, example_input
+from haq.cost import Budget
 from haq.policy import BitSpace, Policy, Projector
 from haq.search.compare import build_problem
-from haq.specs import extract_specs
 
 try:
     from _harness import Results
@@ -49,11 +47,11 @@ def main() -> None:
         print(f"{key} already in {results.path}")
         return
 
-    specs = extract_specs(create(args.model), example_input(args.model))
-    table = get(args.hardware).table(specs)
+    budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
+    problem, _ = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
+                               seed=args.seed)
+    specs, table = problem.specs, problem.table
     reference = Policy.uniform(specs, args.bits, args.bits)
-    budget = Budget("latency", float(table.evaluate(reference)["latency"]))
-    problem, _ = build_problem(args.model, "fashion-mnist", table, [budget], seed=args.seed)
     projectors = {rule: Projector(table, [budget], BitSpace(), specs, rule)
                   for rule in ("widest", "saving")}
     rng = np.random.default_rng(args.seed)

@@ -94,6 +94,9 @@ class Projector:
         for k, metric in enumerate(self.metrics):
             self.costs[k] = np.asarray(table.full_array(metric), dtype=np.float64)
         self._rows = np.arange(len(self.specs))
+        # tie-break keys over the operands [weights..., activations...], fixed for the problem
+        self._is_weight = np.repeat([1, 0], len(self.specs))
+        self._layer = np.tile(self._rows, 2)
         self.w_lo, self.w_hi, self.a_lo, self.a_hi = self._bounds()
         self._check_minimum()
 
@@ -189,16 +192,14 @@ class Projector:
             can = np.concatenate([can_w, can_a])
             save = np.concatenate([save_w, save_a])
             bits = np.concatenate([w, a])
-            is_weight = np.repeat([1, 0], len(w))
-            layer = np.tile(self._rows, 2)
             score = np.where(can, save, -np.inf)
+            ties = (self._layer, -self._is_weight)  # lexsort: the last key is the primary one
             if self.rule == "saving":
-                # lexsort: last key is primary -> saving, then more bits, weights, earlier layer
-                pick = np.lexsort((layer, -is_weight, -bits, -score))[0]
+                pick = np.lexsort((*ties, -bits, -score))[0]
             else:
                 useful = can & (save > 0)
                 width = np.where(useful if useful.any() else can, bits, -1)
-                pick = np.lexsort((layer, -is_weight, -score, -width))[0]
+                pick = np.lexsort((*ties, -score, -width))[0]
             if pick < len(w):
                 w = w.copy()
                 w[pick] -= 1

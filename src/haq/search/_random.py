@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from haq.errors import ConfigError
+from haq.policy import PROJECTION_RULES
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._episodic import EpisodeLoop, Proposal
 
@@ -57,6 +58,8 @@ class RandomStrategy(Strategy):
                  projection: str = "widest") -> None:
         if episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        if projection not in PROJECTION_RULES:
+            raise ConfigError(f"projection must be one of {PROJECTION_RULES}, got {projection!r}")
         self.episodes, self.reward_scale = int(episodes), float(reward_scale)
         self.projection = projection
 

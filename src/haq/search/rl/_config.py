@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from haq.errors import ConfigError
-from haq.policy._project import RULES
+from haq.policy import PROJECTION_RULES
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,9 @@ class HaqConfig:
         for name in ("lr_actor", "lr_critic", "sigma", "reward_scale"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.projection not in RULES:
-            raise ConfigError(f"projection must be one of {RULES}, got {self.projection!r}")
+        if self.projection not in PROJECTION_RULES:
+            raise ConfigError(f"projection must be one of {PROJECTION_RULES}, got "
+                              f"{self.projection!r}")
 
     def sigma_at(self, episode: int) -> float:
         """Exploration std used in ``episode`` (0-based); 1.0 marks uniform warm-up."""
