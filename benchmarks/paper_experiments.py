@@ -31,6 +31,8 @@ from _harness import Results
 from haq.cost import Budget
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
+from haq.search._episodic import bits_from_json, policy_from_bits
+from haq.search._rescore import Rescore
 from haq.search.compare import Entry, build_problem, compare, final_scorer, uniform_policy
 
 EXPERIMENTS = {
@@ -51,8 +53,10 @@ def _budget(problem_table, specs, metric: str, point: str, weights_only: bool) -
 def cached_scorer(results: Results, score, model: str, quant: QuantConfig,
                   args: argparse.Namespace):
     """``score`` memoised in the results file by (model, quantizer, fine-tune, policy)."""
-    recipe = json.dumps([model, quant.to_dict(), args.finetune_epochs, args.finetune_steps,
-                         args.seed], sort_keys=True)
+    parts = [model, quant.to_dict(), args.finetune_epochs, args.finetune_steps, args.seed]
+    if args.distill:  # keys of earlier results (no distillation) stay valid
+        parts.append({"distill": args.distill})
+    recipe = json.dumps(parts, sort_keys=True)
 
     def cached(policy: Policy) -> float:
         layers = json.dumps(policy.to_dict()["layers"], sort_keys=True)
@@ -82,6 +86,14 @@ def fixed_entry(problem, bits: int, score) -> Entry:
                  policy=policy.to_dict())
 
 
+def row_key(args: argparse.Namespace, experiment: str, model: str, hardware: str, bits: str,
+            strategy: str) -> str:
+    """One line per (configuration, strategy, seed); seed 0 keeps the original key form, so
+    the older files (one file per seed) still resume."""
+    key = f"{experiment}/{model}/{hardware}/{bits}/{strategy}"
+    return key if args.seed == 0 else f"{key}/seed{args.seed}"
+
+
 def run_config(results: Results, args: argparse.Namespace, experiment: str, model: str,
                hardware: str, bits: str) -> None:
     metric, _, weights_only = EXPERIMENTS[experiment]
@@ -90,7 +102,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
              else BitSpace())
     quant = QuantConfig(weight_method="kmeans") if weights_only else QuantConfig()
     todo = [s for s in args.strategies.split(",")
-            if not results.done(f"{experiment}/{model}/{hardware}/{bits}/{s}")
+            if not results.done(row_key(args, experiment, model, hardware, bits, s))
             and not (s == "fixed" and bits.endswith("x"))]  # no uniform point for 0.5x
     if not todo:
         return
@@ -106,7 +118,8 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                                     quant_config=quant, seed=args.seed)
     score = cached_scorer(results, final_scorer(problem, splits, args.finetune_epochs,
                                                 quant_config=quant, seed=args.seed,
-                                                steps=args.finetune_steps), model, quant, args)
+                                                steps=args.finetune_steps,
+                                                distill=args.distill), model, quant, args)
     for strategy in todo:
         start = time.perf_counter()
         # "haq@300" = haq with 300 episodes, a separate row beside the default count
@@ -118,8 +131,16 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
             entry = fixed_entry(problem, int(bits), score)
         else:
             entry = compare(problem, [name], final_score=score, params=params,
-                            uniform_bits=(), seed=args.seed).entries[0]
-        key = f"{experiment}/{model}/{hardware}/{bits}/{strategy}"
+                            uniform_bits=(), seed=args.seed,
+                            rescore=Rescore(args.rescore_top, args.rescore_steps)).entries[0]
+        key = row_key(args, experiment, model, hardware, bits, strategy)
+        rescored = entry.details.get("rescored") or []
+        if rescored:  # ablation: the search's own best episode, with the same final fine-tune
+            first = rescored[0]["policy"]
+            own = policy_from_bits(problem.specs, bits_from_json(first["w_bits"]),
+                                   bits_from_json(first["a_bits"]))
+            rescored = [{**r, "policy": None} for r in rescored]
+            rescored[0]["test_accuracy"] = score(own)
         results.add(key, experiment=experiment, model=model, hardware=hardware,
                     budget_bits=bits, metric=metric, limit=budget.limit,
                     unit=table.units[metric], strategy=strategy, test_accuracy=entry.accuracy,
@@ -129,6 +150,8 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
                     policy=entry.policy, error=entry.error, episodes=episodes,
                     finetune_epochs=args.finetune_epochs, finetune_steps=args.finetune_steps,
                     float_heldout=problem.float_accuracy, projection=args.projection,
+                    seed=args.seed, rescore_top=args.rescore_top, rescore_steps=args.rescore_steps,
+                    rescored=rescored, distill=args.distill,
                     wall_seconds=time.perf_counter() - start)
         print(key, f"test {entry.accuracy}", f"{metric} {entry.costs.get(metric)}",
               entry.error or "", flush=True)
@@ -154,6 +177,11 @@ def main() -> None:
     parser.add_argument("--projection", choices=["widest", "saving"], default="widest",
                         help="budget projection rule of haq and random; the main results file "
                         "was made with 'saving' (the default before 2026-12)")
+    parser.add_argument("--distill", type=float, default=0.0,
+                        help="final fine-tune: weight of distillation from the float model")
+    parser.add_argument("--rescore-top", type=int, default=0,
+                        help="re-rank the N best policies of haq/random after a short recovery")
+    parser.add_argument("--rescore-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default="paper_experiments",
                         help="results file name under benchmarks/results (smoke runs)")

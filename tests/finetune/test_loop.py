@@ -184,3 +184,23 @@ def test_augment_crops_and_flips_like_an_oracle() -> None:
         assert any(torch.equal(out[i], c) for c in candidates)
     many = augment_batch(torch.randn(256, 1, 8, 8), torch.Generator().manual_seed(1))
     assert many.shape == (256, 1, 8, 8)
+
+
+def test_distillation_follows_the_teacher_not_the_labels() -> None:
+    data = synthetic(seed=0)
+    teacher = _init(0)
+    train(teacher, data.train, TrainConfig(lr=0.05, epochs=3, batch_size=32, seed=1))
+    assert evaluate(teacher, data.test) >= 80.0
+    images, labels = data.train.tensors
+    wrong = TensorDataset(images, (labels + 1) % 4)  # every label off by one class
+    recipe = TrainConfig(lr=0.05, epochs=3, batch_size=32, seed=2, distill=1.0,
+                         temperature=2.0)
+    distilled, plain = _init(1), _init(1)
+    train(distilled, wrong, recipe, teacher=teacher)
+    train(plain, wrong, TrainConfig(lr=0.05, epochs=3, batch_size=32, seed=2))
+    assert evaluate(distilled, data.test) >= 70.0  # learned the teacher's answers
+    assert evaluate(plain, data.test) <= 30.0  # learned the wrong labels
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        train(_init(1), wrong, recipe)
+    with pytest.raises(ConfigError, match="distill must be in"):
+        TrainConfig(distill=1.5)

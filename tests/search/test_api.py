@@ -101,3 +101,46 @@ def test_an_infeasible_budget_is_refused_before_any_episode(trained, tmp_path) -
     with pytest.raises(BudgetInfeasibleError, match="smallest achievable"):
         haq.search(model, data, "bismo-edge", {"latency": "0.01"}, run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_rescore_ranks_the_best_episodes_after_recovery_and_resumes(trained, tmp_path) -> None:
+    from haq.search._rescore import RESCORE, candidates
+
+    model, data = trained
+    run = tmp_path / "run"
+    kwargs = dict(quant_config=FAST, eval_samples=32, rescore_top=3, rescore_steps=2, seed=1)
+    result = haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=8,
+                        run_dir=run, **kwargs)
+    picked = candidates(result.history, 3)
+    rescored = result.extra["rescored"]
+    assert [e["episode"] for e in rescored] == [r["episode"] for r in picked]
+    assert len({json.dumps(r["policy"]) for r in picked}) == len(picked)  # distinct policies
+    assert [r["reward"] for r in picked] == sorted((r["reward"] for r in picked), reverse=True)
+    # each candidate is scored as a recovery fine-tune + the whole held-out split would score it
+    specs = extract_specs(model, data.train[0][0][None])
+    check = EpisodeEvaluator(model, specs, heldout=data.heldout, calibration=list(
+        loader(data.train, 128, shuffle=True, seed=1))[:4], quant_config=FAST,
+        train_data=data.train, finetune_steps=2, seed=1)
+    winner = max(rescored, key=lambda e: (e["accuracy"], e["reward"], -e["episode"]))
+    assert result.best.provenance["episode"] == winner["episode"]
+    assert result.best_accuracy == winner["accuracy"] == check(result.best).accuracy
+    assert Policy.load(run / "best_policy.json", specs) == result.best
+    lines = (run / RESCORE).read_text().splitlines()
+    assert len(lines) == len(rescored)
+    again = haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=8,
+                       run_dir=run, resume=True, **kwargs)
+    assert (run / RESCORE).read_text().splitlines() == lines  # nothing re-scored twice
+    assert again.best == result.best
+    from haq.report import report_run
+
+    page = report_run(run).read_text()
+    assert f"re-ranked the {len(rescored)} best episodes after 2 recovery steps" in page
+
+
+def test_rescore_settings_are_checked_before_the_search(trained) -> None:
+    from haq.errors import ConfigError
+
+    model, data = trained
+    with pytest.raises(ConfigError, match="rescore needs"):
+        haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=2,
+                   rescore_top=3, rescore_steps=0)

@@ -45,6 +45,12 @@ def test_search_cli_runs_journals_and_refuses_to_overwrite(tmp_path) -> None:
     assert longer.exit_code == 0, longer.output
     assert len((run_dir / "journal.jsonl").read_text().splitlines()) == 6
 
+    ranked = runner.invoke(app, [*args[:-5], str(tmp_path / "ranked"), "-p", "warmup=2", "-p",
+                                 "hidden=16", "--rescore-top", "2", "--rescore-steps", "2"])
+    assert ranked.exit_code == 0, ranked.output
+    assert "after 2 recovery steps, best of 2 re-ranked" in " ".join(ranked.output.split())
+    assert len((tmp_path / "ranked" / "rescore.jsonl").read_text().splitlines()) == 2
+
 
 def test_search_cli_needs_a_budget(tmp_path) -> None:
     result = runner.invoke(app, ["search", "mobilenetv1-fmnist"])

@@ -97,9 +97,13 @@ def test_final_scorer_caps_the_fine_tune_at_steps(monkeypatch: pytest.MonkeyPatc
 
     problem = tiny_problem(seed=0, evaluate=False)
     seen = []
-    monkeypatch.setattr(haq.finetune, "finetune", lambda model, data, cfg: seen.append(cfg))
+    monkeypatch.setattr(haq.finetune, "finetune",
+                        lambda model, data, cfg, teacher: seen.append((cfg, teacher)))
     monkeypatch.setattr(haq.finetune, "evaluate", lambda model, data: 42.0)
     splits = type("Splits", (), {"train": None, "test": None})()
     score = final_scorer(problem, splits, 2, steps=7)
     assert score(Policy.uniform(problem.specs, 8, 8)) == 42.0
-    assert [(c.epochs, c.steps) for c in seen] == [(2, 7)]
+    # distilled from the problem's float model unless told otherwise
+    assert [(c.epochs, c.steps, c.distill, t) for c, t in seen] == [(2, 7, 1.0, problem.model)]
+    final_scorer(problem, splits, 1, distill=0.0)(Policy.uniform(problem.specs, 8, 8))
+    assert seen[-1][0].distill == 0.0

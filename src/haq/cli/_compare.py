@@ -37,12 +37,17 @@ def compare(
     strategies: str = typer.Option("haq,ohq,hawq,uniform,random", help="comma-separated"),
     finetune_epochs: int = typer.Option(1, help="fine-tune epochs of every final policy "
                                         "before its test score (0 = calibrate only)"),
+    finetune_distill: float = typer.Option(1.0, help="weight of distillation from the float "
+                                           "model in that fine-tune (0 = labels only)"),
     out: Path = typer.Option(..., "--out", help="output directory"),
     episodes: int = typer.Option(30, help="episodes of haq and random"),
     hgq_epochs: int = typer.Option(2, help="training epochs of hgq"),
     hgq_steps: int = typer.Option(100, help="batches per hgq epoch"),
     finetune_steps: int = typer.Option(0, help="recovery steps inside each search episode"),
     eval_samples: int = typer.Option(1000, help="held-out samples per search evaluation"),
+    rescore_top: int = typer.Option(0, help="re-rank each search's N best policies after a "
+                                    "short recovery fine-tune each (0 = off)"),
+    rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy"),
     min_bits: int = typer.Option(2, help="smallest bit width a search may choose"),
     seed: int = typer.Option(0, help="seed of every search"),
     resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
@@ -51,6 +56,7 @@ def compare(
     from haq.cost import CostTable
     from haq.models import info
     from haq.policy import BitSpace
+    from haq.search._rescore import Rescore
     from haq.search.compare import build_problem, compare, final_scorer, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -76,10 +82,10 @@ def compare(
                           + "  ".join(f"{m} {_fmt(v)}" for m, v in info["costs"].items())
                           + timing)
 
-    result = compare(problem, names, final_score=final_scorer(problem, splits, finetune_epochs,
-                                                              seed=seed),
+    scorer = final_scorer(problem, splits, finetune_epochs, seed=seed, distill=finetune_distill)
+    result = compare(problem, names, final_score=scorer,
                      params=params, seed=seed, run_root=out / "runs", resume=resume,
-                     progress=report)
+                     rescore=Rescore(rescore_top, rescore_steps), progress=report)
     paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
     view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
     for column in ("name", "test top-1 (%)", *(f"{m} ({u})" for m, u in result.units.items()),

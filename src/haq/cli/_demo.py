@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -16,6 +15,8 @@ DEMO_MODEL, DEMO_HARDWARE, DEMO_BUDGET = "mobilenetv1-fmnist", "bismo-edge", "0.
 def demo(
     episodes: int = typer.Option(60, help="search episodes (the first 20 are random warm-up)"),
     finetune_steps: int = typer.Option(150, help="fine-tune steps (batch 128) of the best policy"),
+    rescore_top: int = typer.Option(3, help="re-rank the N best policies after a short recovery"),
+    rescore_steps: int = typer.Option(40, help="recovery steps per re-ranked policy"),
     run: Path | None = typer.Option(None, help="run directory [default: runs/demo-TIMESTAMP]"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
     threads: int = typer.Option(2, help="torch CPU threads"),
@@ -23,7 +24,7 @@ def demo(
     """Search MobileNet-V1/Fashion-MNIST bits for 0.5x W8A8 latency on BISMO edge, then report."""
     import torch
 
-    from haq.cli._search import _bar, _status
+    from haq.cli._search import _bar, _on_event, heldout_line
     from haq.cost import METRIC_UNITS
     from haq.report import report_run
     from haq.search.api import search
@@ -35,19 +36,15 @@ def demo(
     started = time.perf_counter()
     with _bar() as bar:
         task = bar.add_task("search", total=episodes, status="starting")
-
-        def progress(event: dict[str, Any]) -> None:
-            bar.update(task, completed=event["episode"] + 1, total=event["episodes"],
-                       status=_status(event, METRIC_UNITS))
-
+        progress = _on_event(bar, task, dict(METRIC_UNITS))
         result = search(DEMO_MODEL, "fashion-mnist", DEMO_HARDWARE, {"latency": DEMO_BUDGET},
                         "haq", episodes=episodes, seed=seed, run_dir=run_dir,
                         final_finetune_epochs=1, final_finetune_steps=finetune_steps,
+                        rescore_top=rescore_top, rescore_steps=rescore_steps,
                         progress=progress)
     console.print(f"best policy  {result.best.summary()}")
-    console.print(f"held-out top-1 {result.best_accuracy:.2f}% (float "
-                  f"{result.extra['float_accuracy']:.2f}%), latency "
-                  f"{result.costs['latency']:.4g} ms")
+    console.print(heldout_line(result))
+    console.print(f"latency  {result.costs['latency']:.4g} ms")
     if "test_accuracy" in result.extra:
         console.print(f"test top-1 after {finetune_steps} fine-tune steps: "
                       f"{result.extra['test_accuracy']:.2f}% (float "

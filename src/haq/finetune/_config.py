@@ -29,6 +29,10 @@ class TrainConfig:
         seed: seeds data order, augmentation, and stochastic layers such as dropout.
         augment: random crop with zero padding (2 px at 28x28) and horizontal flip, per sample.
         max_batches: cap on batches per epoch (e.g. a short search-time recovery).
+        distill: weight in [0, 1] of knowledge distillation from a teacher (the float model):
+            loss = (1 - distill) * cross-entropy + distill * T^2 * KL(teacher || student) at
+            temperature T = ``temperature``. Needs a ``teacher`` passed to ``train``.
+        temperature: softmax temperature of the distillation term.
         device: torch device the model and batches are moved to.
     """
 
@@ -44,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     augment: bool = False
     max_batches: int | None = None
+    distill: float = 0.0
+    temperature: float = 1.0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -66,6 +72,10 @@ class TrainConfig:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.max_batches is not None and self.max_batches < 1:
             problems.append(f"max_batches must be >= 1, got {self.max_batches}")
+        if not 0 <= self.distill <= 1:
+            problems.append(f"distill must be in [0, 1], got {self.distill}")
+        if not self.temperature > 0:
+            problems.append(f"temperature must be > 0, got {self.temperature}")
         if problems:
             raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -89,11 +99,13 @@ def search_finetune_config(seed: int = 0, steps: int = 200) -> TrainConfig:
                        batch_size=128, cosine=False, seed=seed)
 
 
-def final_finetune_config(seed: int = 0, epochs: int = 3) -> TrainConfig:
+def final_finetune_config(seed: int = 0, epochs: int = 3, distill: float = 0.0) -> TrainConfig:
     """Full quantization-aware fine-tune of the chosen policy.
 
     The HAQ code uses SGD (momentum 0.9), lr 0.01 with cosine decay and weight decay 4e-5
     (30 ImageNet epochs); a few Fashion-MNIST epochs are enough for the small zoo models.
+    ``distill`` > 0 blends in distillation from the float model (pass it as ``teacher``);
+    ``haq.search`` uses 1.0 (docs/deviations.md).
     """
     return TrainConfig(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=4e-5, epochs=epochs,
-                       batch_size=128, cosine=True, augment=True, seed=seed)
+                       batch_size=128, cosine=True, augment=True, seed=seed, distill=distill)

@@ -110,9 +110,30 @@ class _Epoch:
         return {"loss": self.loss_sum / seen, "train_accuracy": 100.0 * self.correct / seen}
 
 
+def _distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher || student) on temperature-softened outputs (Hinton et al., 2015);
+    the T^2 keeps its gradient scale independent of T."""
+    student = torch.log_softmax(logits / temperature, dim=1)
+    target = torch.log_softmax(teacher_logits / temperature, dim=1)
+    kl = nn.functional.kl_div(student, target, reduction="batchmean", log_target=True)
+    return kl * temperature ** 2
+
+
+def _loss(criterion: nn.Module, logits: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+          teacher: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, blended with distillation from ``teacher`` when ``config.distill > 0``."""
+    loss = criterion(logits, y)
+    if config.distill == 0:
+        return loss
+    soft = _distill_loss(logits, _teacher_logits(teacher, x), config.temperature)
+    return (1 - config.distill) * loss + config.distill * soft
+
+
 def train(model: nn.Module, train_data: Data, config: TrainConfig,
           progress: Progress | None = None, eval_data: Data | None = None,
-          after_step: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+          after_step: Callable[[nn.Module], None] | None = None,
+          teacher: nn.Module | None = None) -> dict[str, Any]:
     """Train ``model`` in place with cross-entropy; seeded and deterministic on CPU.
 
     Data order, augmentation and stochastic layers (dropout) are all driven by ``config.seed``:
@@ -129,6 +150,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         eval_data: if given, top-1 on it is measured after every epoch.
         after_step: called with the model after every optimizer step (e.g. re-snapping
             k-means weights to their centroids).
+        teacher: the model distilled from when ``config.distill > 0`` (run in eval mode,
+            never updated), typically the float model a quantized copy was made from.
 
     Returns:
         History: per-epoch ``loss``, ``train_accuracy`` (running, in train mode), ``lr`` at the
@@ -137,6 +160,9 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     Raises:
         ConfigError: bad data, no trainable parameters, or the loss diverged (NaN/inf).
     """
+    if config.distill > 0 and teacher is None:
+        raise ConfigError(f"distill={config.distill} needs a teacher model: pass teacher= (e.g. "
+                          "the float model) or set distill=0")
     data = _as_loader(train_data, config.batch_size, shuffle=True, seed=config.seed)
     per_epoch = len(data)  # type: ignore[arg-type]
     if config.max_batches is not None:
@@ -178,7 +204,7 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if config.augment:
                 x = augment_batch(x, aug_gen)
             logits = model(x)
-            loss = criterion(logits, y)
+            loss = _loss(criterion, logits, y, config, teacher, x)
             if not torch.isfinite(loss):
                 raise ConfigError(
                     f"training diverged: loss is {loss.item()} at step {step}; lower lr "
@@ -201,6 +227,17 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     return history
 
 
+@torch.no_grad()
+def _teacher_logits(teacher: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    assert teacher is not None  # checked at the top of train
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        return teacher(x)
+    finally:
+        teacher.train(was_training)
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
             total: int) -> float:
     lr = config.lr
@@ -213,7 +250,8 @@ def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
 
 def finetune(model: nn.Module, train_data: Data, config: TrainConfig,
              progress: Progress | None = None, eval_data: Data | None = None,
-             after_step: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+             after_step: Callable[[nn.Module], None] | None = None,
+             teacher: nn.Module | None = None) -> dict[str, Any]:
     """Quantization-aware fine-tune: ``train`` on a (fake-)quantized model.
 
     Works on any ``nn.Module``: fake-quant wrappers are ordinary modules whose rounding has a
@@ -222,4 +260,4 @@ def finetune(model: nn.Module, train_data: Data, config: TrainConfig,
     arguments; ``search_finetune_config`` and ``final_finetune_config`` give the HAQ presets.
     """
     return train(model, train_data, config, progress=progress, eval_data=eval_data,
-                 after_step=after_step)
+                 after_step=after_step, teacher=teacher)

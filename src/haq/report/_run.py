@@ -50,6 +50,22 @@ def _best_from_journal(history: list[dict[str, Any]], specs: list[LayerSpec]) ->
                    for s, w, a in zip(specs, bits["w_bits"], bits["a_bits"], strict=True)})
 
 
+def _rescore_notes(run_dir: Path) -> list[str]:
+    """One line per re-ranked candidate (``rescore.jsonl``), if the search re-ranked."""
+    path = run_dir / "rescore.jsonl"
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not entries:
+        return []
+    lines = [f"re-ranked the {len(entries)} best episodes after {entries[0]['steps']} recovery "
+             "steps each (held-out top-1, whole split; the best policy is the winner):"]
+    for e in entries:
+        lines.append(f"episode {e['episode']}: reward {e['reward']:+.3f}, "
+                     f"{e['episode_accuracy']:.2f}% before -> {e['accuracy']:.2f}% after recovery")
+    return lines
+
+
 def _budgeted_metric(meta: dict[str, Any], table_metrics: list[str]) -> str:
     for budget in meta.get("provenance_search", {}).get("budgets", []) or []:
         metric = str(budget).split()[0]
@@ -100,6 +116,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     notes = [f"run `{run_dir}`; strategy `{meta.get('identity', {}).get('strategy', '?')}`",
              f"budgets: {', '.join(result.get('budgets', [])) or 'see meta.json'}",
              f"episodes journalled: {len(history)}"]
+    notes += _rescore_notes(run_dir)
     if result.get("command"):
         notes.append(f"command: `{result['command']}`")
     out = Path(out_dir) if out_dir is not None else run_dir / "report"

@@ -54,6 +54,8 @@ class SearchProblem:
         model: the float reference model (sensitivity-based and training-based strategies).
         calibration: a few input batches (sensitivity, calibration); never the held-out split.
         train_data: training batches (x, y) for training-based strategies such as HGQ.
+        heldout: the whole held-out split (re-scoring the best policies after recovery);
+            ``evaluate`` may score only part of it.
         provenance: JSON-able facts about where the problem came from (model, dataset, cost
             model + parameters, ``table_hash``); run journals and result policies record it.
     """
@@ -67,6 +69,7 @@ class SearchProblem:
     model: nn.Module | None = None
     calibration: Sequence[torch.Tensor] | None = None
     train_data: Any = None
+    heldout: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
 

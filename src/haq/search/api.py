@@ -30,6 +30,7 @@ from haq.runs import atomic_write, refuse_overwrite
 from haq.search._base import Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._evaluator import EpisodeEvaluator
 from haq.search._outputs import write_inputs, write_outputs
+from haq.search._rescore import Rescore, rescore
 from haq.specs import LayerSpec, extract_specs
 
 CALIBRATION_BATCH = 128
@@ -110,7 +111,8 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
            quant_config: QuantConfig | None = None, episodes: int | None = None, seed: int = 0,
            run_dir: str | Path | None = None, resume: bool = False, finetune_steps: int = 0,
            final_finetune_epochs: int = 0, final_finetune_steps: int | None = None,
-           eval_samples: int | None = 1000,
+           final_distill: float = 1.0,
+           eval_samples: int | None = 1000, rescore_top: int = 0, rescore_steps: int = 50,
            preset: str = "default", pin_ends: bool | None = None,
            progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
@@ -132,11 +134,18 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         finetune_steps: recovery steps per episode (0 = score the calibrated policy).
         final_finetune_epochs: fine-tune the best policy this long and report test accuracy.
         final_finetune_steps: cap that fine-tune at this many SGD steps (a quick look).
+        final_distill: weight of distillation from the float model in that fine-tune
+            (``TrainConfig.distill``; 0 = labels only).
         eval_samples: held-out samples scored per episode (``None`` = the whole split).
+        rescore_top: after the search, fine-tune the this-many best distinct policies
+            ``rescore_steps`` steps each, score them on the whole held-out split and keep the
+            best (0 = keep the best episode; ``haq.search._rescore``).
+        rescore_steps: recovery SGD steps per re-scored policy.
         preset: ``"default"`` or ``"paper"``: picks the quantizer, whether the first and last
             layers are pinned at 8 bits, and HAQ's hyperparameters.
         pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
-        progress: called after every episode with a small dict; the library never prints.
+        progress: called after every episode with a small dict (and with ``{"stage":
+            "rescore", ...}`` after each re-scored policy); the library never prints.
         **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``).
 
     Returns:
@@ -176,7 +185,9 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     }
     problem = SearchProblem(specs, table, budget_list, space, evaluate=evaluator,
                             float_accuracy=float_accuracy, model=model, calibration=calibration,
-                            train_data=splits.train, provenance=provenance)
+                            train_data=splits.train, heldout=splits.heldout,
+                            provenance=provenance)
+    settings = Rescore(rescore_top, rescore_steps)  # checked before the search spends time
     if strategy == "haq":
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
@@ -187,11 +198,13 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         refuse_overwrite(path, resume)
         write_inputs(path, specs, table)
     result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
+    result = rescore(problem, result, settings, seed=seed, run_dir=path, progress=progress)
     result.extra["float_accuracy"] = float_accuracy
     result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
     if final_finetune_epochs > 0:
         result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
-                                   final_finetune_epochs, path, final_finetune_steps))
+                                   final_finetune_epochs, path, final_finetune_steps,
+                                   final_distill))
     if path is not None:
         write_outputs(path, result, budget_list, table, strategy, seed, provenance)
     return result
@@ -199,16 +212,17 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
 
 def _final(model: nn.Module, splits: DataSplits, result: SearchResult, calibration: list[Any],
            quant_config: QuantConfig, seed: int, epochs: int, path: Path | None,
-           steps: int | None = None) -> dict[str, Any]:
+           steps: int | None = None, distill: float = 1.0) -> dict[str, Any]:
     """Fine-tune the best policy on ``train`` and score it on ``test`` (the only test use)."""
     quantized = apply_policy_(copy.deepcopy(model), result.best, calibration, quant_config)
-    config = final_finetune_config(seed, epochs)
+    config = final_finetune_config(seed, epochs, distill)
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
-    history = finetune(quantized, splits.train, config)
+    history = finetune(quantized, splits.train, config, teacher=model)
     out = {"test_accuracy": evaluate(quantized, splits.test),
            "float_test_accuracy": evaluate(model, splits.test),
-           "final_finetune": {"epochs": epochs, "steps": steps, "loss": history.get("loss")}}
+           "final_finetune": {"epochs": epochs, "steps": steps, "distill": distill,
+                              "loss": history.get("loss")}}
     if path is not None:
         buffer = quantized.state_dict()
         atomic_write(path / "final_model.pt", lambda handle: torch.save(buffer, handle))

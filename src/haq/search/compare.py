@@ -22,6 +22,8 @@ from haq.errors import ConfigError, HaqError
 from haq.policy import LayerBits, Policy
 from haq.runs import atomic_write_text
 from haq.search._base import Progress, SearchProblem, get_strategy
+from haq.search._rescore import Rescore
+from haq.search._rescore import rescore as rescore_result
 
 FinalScore = Callable[[Policy], float]
 
@@ -41,6 +43,7 @@ class Entry:
         evaluations: policies the search evaluated.
         policy: the policy (JSON-able dict).
         error: why the strategy failed, if it did (the comparison goes on).
+        details: the strategy's own extras (e.g. ``rescored``: the re-ranked candidates).
     """
 
     name: str
@@ -54,6 +57,7 @@ class Entry:
     evaluations: int = 0
     policy: dict[str, Any] | None = None
     error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,7 +156,7 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             params: Mapping[str, Mapping[str, Any]] | None = None,
             uniform_bits: Sequence[int] = (2, 3, 4, 5, 6, 8), seed: int = 0,
             run_root: Path | None = None, resume: bool = False,
-            progress: Progress | None = None) -> Comparison:
+            rescore: Rescore | None = None, progress: Progress | None = None) -> Comparison:
     """Search with each strategy, then score every result and uniform point the same way.
 
     Args:
@@ -165,6 +169,8 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
         seed: search seed for every strategy.
         run_root: if given, each strategy journals to ``run_root/<name>``.
         resume: resume those runs instead of refusing existing directories.
+        rescore: re-rank each episodic strategy's best policies after a short recovery
+            fine-tune (``haq.search._rescore``); ``None`` keeps each search's best episode.
         progress: called with ``{"stage": ..., "name": ..., **details}`` as work finishes.
 
     A strategy that fails is recorded with its error; the others still run.
@@ -183,9 +189,12 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             run_dir = None if run_root is None else Path(run_root) / name
             start = time.perf_counter()
             result = strategy.run(problem, seed=seed, run_dir=run_dir, resume=resume)
+            if rescore is not None:
+                result = rescore_result(problem, result, rescore, seed=seed, run_dir=run_dir)
             entry.search_seconds = time.perf_counter() - start
             entry.search_accuracy, entry.evaluations = result.best_accuracy, result.evaluations
             entry.policy = result.best.to_dict()
+            entry.details = {k: v for k, v in result.extra.items() if k == "rescored"}
             entry.costs = problem.table.evaluate(result.best, problem.specs)
             entry.feasible = _feasible(problem, entry.costs)
             entry.accuracy, entry.final_seconds = _score(result.best, problem, final_score)
@@ -260,15 +269,15 @@ def build_problem(model: Any, data: Any, cost_model: Any, budgets: Sequence[Any]
     problem = SearchProblem(specs, table, list(budgets), space, evaluate=evaluator,
                             float_accuracy=evaluate(net, evaluator.heldout), model=net,
                             calibration=calibration, train_data=splits.train,
-                            provenance=provenance)
+                            heldout=splits.heldout, provenance=provenance)
     return problem, splits
 
 
 def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_config: Any = None,
-                 seed: int = 0, steps: int | None = None) -> FinalScore:
+                 seed: int = 0, steps: int | None = None, distill: float = 1.0) -> FinalScore:
     """policy -> test accuracy (%) after calibrating and fine-tuning ``epochs`` on ``train``
-    (0 = calibrated post-training quantization), capped at ``steps`` SGD steps if given; the
-    only use of the test split."""
+    (0 = calibrated post-training quantization), capped at ``steps`` SGD steps if given, with
+    ``distill`` weight of distillation from the float model; the only use of the test split."""
     import copy
     import dataclasses
 
@@ -281,10 +290,10 @@ def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_conf
         quantized = apply_policy_(copy.deepcopy(problem.model), policy, problem.calibration,
                                   config)
         if epochs > 0:
-            recipe = final_finetune_config(seed, epochs)
+            recipe = dataclasses.replace(final_finetune_config(seed, epochs), distill=distill)
             if steps is not None:
                 recipe = dataclasses.replace(recipe, steps=steps)
-            finetune(quantized, splits.train, recipe)
+            finetune(quantized, splits.train, recipe, teacher=problem.model)
         return float(evaluate(quantized, splits.test))
 
     return score

@@ -1,0 +1,145 @@
+"""Re-rank a search's best policies after a short recovery fine-tune (top-k re-scoring).
+
+An episode scores the calibrated policy without training it (the post-training proxy; a
+per-episode recovery fine-tune is ``finetune_steps`` and costs its steps in every episode).
+The proxy can misrank: a policy that loses little before training may recover less than one
+that loses more, and the policy that ships is the one after the final fine-tune. Re-scoring
+spends the recovery only where the choice is made: the ``top`` distinct policies with the
+highest episode reward are each fine-tuned ``steps`` SGD steps (the search's recovery recipe)
+and scored on the **whole** held-out split (an episode may score a subset); the best of them
+after recovery becomes the result. The episode's own reward decides ties, and the search
+journal is left untouched.
+
+With a run directory every re-scored candidate is appended to ``rescore.jsonl`` as it
+finishes, so a resumed run re-scores only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from haq.errors import ConfigError
+from haq.runs import Journal
+from haq.search._base import Progress, SearchProblem, SearchResult
+from haq.search._episodic import bits_from_json, policy_from_bits
+from haq.search._evaluator import EpisodeEvaluator
+
+RESCORE = "rescore.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rescore:
+    """How many of the best episodes to re-score, and how long each recovers.
+
+    Attributes:
+        top: distinct policies re-scored, highest episode reward first (0 or 1 = off).
+        steps: recovery SGD steps per candidate (``search_finetune_config``: lr 1e-3).
+    """
+
+    top: int = 0
+    steps: int = 50
+
+    def __post_init__(self) -> None:
+        if self.top < 0 or self.steps < 1:
+            raise ConfigError(f"rescore needs top >= 0 and steps >= 1, got top={self.top}, "
+                              f"steps={self.steps}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.top > 1
+
+
+def candidates(history: Sequence[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The ``top`` complete episodes with the highest reward, one per distinct policy
+    (the earliest episode of a policy stands for it), best first."""
+    done = sorted((r for r in history if r.get("state") == "complete"
+                   and r.get("reward") is not None and "policy" in r),
+                  key=lambda r: (-r["reward"], r["episode"]))
+    chosen: dict[tuple, dict[str, Any]] = {}
+    for record in done:
+        key = _key(record)
+        if key not in chosen:
+            chosen[key] = record
+        if len(chosen) == top:
+            break
+    return list(chosen.values())
+
+
+def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, seed: int,
+            run_dir: Path | None = None, progress: Progress | None = None) -> SearchResult:
+    """Return ``result`` with ``best`` replaced by the best candidate after recovery.
+
+    ``progress`` is called with ``{"stage": "rescore", "done": i, "total": k, ...}`` after
+    each candidate.
+
+    ``result.extra["rescored"]`` lists every candidate (episode, reward, accuracy before and
+    after recovery); ``best_accuracy`` becomes the after-recovery held-out accuracy.
+
+    Raises:
+        ConfigError: the problem lacks what a recovery needs (model, training or held-out data).
+    """
+    if not settings.enabled or not result.history:
+        return result
+    if problem.model is None or problem.train_data is None or problem.heldout is None:
+        raise ConfigError("re-scoring fine-tunes candidates: the search problem needs model, "
+                          "train_data and heldout (haq.search builds them from your data)")
+    journal = Journal(run_dir / RESCORE) if run_dir is not None else None
+    previous = journal.read() if journal is not None and journal.path.exists() else []
+    done = {_key(r): r for r in previous if r.get("steps") == settings.steps}
+    evaluator: EpisodeEvaluator | None = None
+    scored = []
+    chosen_records = candidates(result.history, settings.top)
+    if len(chosen_records) < 2:
+        return result  # nothing to choose between
+    for index, record in enumerate(chosen_records):
+        entry = done.get(_key(record))
+        if entry is None:
+            if evaluator is None:  # built once, and only when something is left to score
+                evaluator = EpisodeEvaluator(
+                    problem.model, problem.specs, heldout=problem.heldout,
+                    calibration=problem.calibration, quant_config=_quant_config(problem),
+                    train_data=problem.train_data, finetune_steps=settings.steps, seed=seed)
+            policy = _policy(problem, record)
+            outcome = evaluator(policy)
+            entry = {"episode": record["episode"], "policy": record["policy"],
+                     "reward": record["reward"], "episode_accuracy": record["accuracy"],
+                     "accuracy": outcome.accuracy, "steps": settings.steps,
+                     "seconds": outcome.seconds}
+            if journal is not None:
+                journal.append(entry)
+        scored.append(entry)
+        if progress is not None:
+            progress({"stage": "rescore", "done": index + 1, "total": len(chosen_records),
+                      "episode": entry["episode"], "accuracy": entry["accuracy"]})
+    best = max(scored, key=lambda e: (e["accuracy"], e["reward"], -e["episode"]))
+    chosen = next(r for r in result.history if r["episode"] == best["episode"])
+    policy = _policy(problem, chosen, strategy=result.best.provenance.get("strategy"),
+                     episode=chosen["episode"], reward=chosen["reward"],
+                     accuracy=chosen["accuracy"], costs=chosen["costs"],
+                     rescored_accuracy=best["accuracy"], rescore_steps=settings.steps,
+                     **problem.provenance)
+    extra = {**result.extra, "rescored": scored, "search_best_episode":
+             result.best.provenance.get("episode")}
+    return dataclasses.replace(result, best=policy, best_accuracy=best["accuracy"],
+                               costs=chosen["costs"], extra=extra)
+
+
+def _key(record: dict[str, Any]) -> tuple:
+    pol = record["policy"]
+    return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
+
+
+def _policy(problem: SearchProblem, record: dict[str, Any], **provenance: Any) -> Any:
+    pol = record["policy"]
+    return policy_from_bits(problem.specs, bits_from_json(pol["w_bits"]),
+                            bits_from_json(pol["a_bits"]), **provenance)
+
+
+def _quant_config(problem: SearchProblem) -> Any:
+    from haq.quantize import QuantConfig
+
+    config = problem.provenance.get("quant_config")
+    return QuantConfig.from_dict(config) if config else QuantConfig()
