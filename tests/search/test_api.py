@@ -144,3 +144,30 @@ def test_rescore_settings_are_checked_before_the_search(trained) -> None:
     with pytest.raises(ConfigError, match="rescore needs"):
         haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=2,
                    rescore_top=3, rescore_steps=0)
+
+
+def test_batchnorm_reestimate_averages_what_the_layer_sees_and_is_undone() -> None:
+    from haq.search._evaluator import reestimate_batchnorm_
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 36, 3))
+        batches = [(torch.randn(16, 1, 8, 8) * 2 + 1, torch.zeros(16)) for _ in range(3)]
+    model.train()
+    reestimate_batchnorm_(model, batches)
+    with torch.no_grad():
+        seen = torch.cat([model[0](x) for x, _ in batches])
+    torch.testing.assert_close(model[1].running_mean, seen.mean(dim=(0, 2, 3)))
+    assert model.training and model[1].momentum == 0.1  # modes and momentum given back
+
+    specs = extract_specs(model, torch.zeros(1, 1, 8, 8))
+    calibration = [(torch.randn(16, 1, 8, 8), torch.zeros(16, dtype=torch.long))] * 2
+    heldout = TensorDataset(torch.randn(40, 1, 8, 8), torch.randint(0, 3, (40,)))
+    ev = EpisodeEvaluator(model, specs, heldout=heldout, calibration=calibration,
+                          quant_config=FAST, bn_batches=2)
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    before = {k: v.clone() for k, v in ev.model.state_dict().items() if k.endswith(stats)}
+    ev(Policy.uniform(specs, 2, 2))
+    for key, value in before.items():  # the float statistics are back after the episode
+        torch.testing.assert_close(ev.model.state_dict()[key], value, rtol=0, atol=0, msg=key)

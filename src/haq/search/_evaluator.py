@@ -57,6 +57,10 @@ class EpisodeEvaluator:
         calibration_batches: batches of ``calibration`` used for the ranges.
         seed: base seed of each episode's fine-tune data order (mixed with the policy).
         batch_size: evaluation batch size.
+        bn_batches: before scoring, re-estimate batch-norm statistics of the quantized model
+            on this many ``calibration`` batches (0 = keep the float model's statistics).
+            Quantization shifts every layer's output distribution; the float statistics then
+            misnormalise it, which the post-training proxy charges to the policy.
     """
 
     def __init__(self, model: nn.Module, specs: Sequence[LayerSpec], *, heldout: Dataset,
@@ -64,7 +68,7 @@ class EpisodeEvaluator:
                  train_data: Dataset | None = None, finetune_steps: int = 0,
                  finetune_config: TrainConfig | None = None, eval_samples: int | None = None,
                  calibration_batches: int = DEFAULT_CALIBRATION_BATCHES, seed: int = 0,
-                 batch_size: int = 500) -> None:
+                 batch_size: int = 500, bn_batches: int = 0) -> None:
         if finetune_steps < 0:
             raise ConfigError(f"finetune_steps must be >= 0, got {finetune_steps}")
         if finetune_steps and train_data is None:
@@ -78,16 +82,29 @@ class EpisodeEvaluator:
             heldout, range(min(eval_samples, len(heldout))))  # type: ignore[arg-type]
         self.train_data, self.finetune_steps, self.seed = train_data, finetune_steps, seed
         self.batch_size = batch_size
+        if bn_batches < 0:
+            raise ConfigError(f"bn_batches must be >= 0, got {bn_batches}")
+        self.bn_batches = list(calibration)[:bn_batches]
         self.finetune_config = finetune_config or search_finetune_config(seed,
                                                                          max(1, finetune_steps))
         # float weights, BN statistics and calibrated clips, restored after every fine-tune
         self._float_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        norms = {name for name, m in self.model.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        self._bn_state = {k: v for k, v in self._float_state.items()
+                          if k.rpartition(".")[0] in norms and k.rpartition(".")[2] in
+                          ("running_mean", "running_var", "num_batches_tracked")}
 
     def __call__(self, policy: Policy) -> EvalResult:
         start = time.perf_counter()
         set_policy_(self.model, policy)
         extra: dict[str, Any] = {}
+        # a fine-tune changes everything; a BN re-estimate only the BN buffers
+        restore = self._float_state if self.finetune_steps else (
+            self._bn_state if self.bn_batches else None)
         try:
+            if self.bn_batches:
+                reestimate_batchnorm_(self.model, self.bn_batches)
             if self.finetune_steps:
                 cfg = replace(self.finetune_config, steps=self.finetune_steps,
                               seed=policy_seed(self.seed, policy))
@@ -95,7 +112,30 @@ class EpisodeEvaluator:
                 extra["finetune_loss"] = history["loss"][-1] if history.get("loss") else None
             accuracy = evaluate(self.model, self.heldout, batch_size=self.batch_size)
         finally:
-            if self.finetune_steps:
+            if restore is not None:
                 with torch.no_grad():
-                    self.model.load_state_dict(self._float_state)
+                    self.model.load_state_dict(restore, strict=restore is self._float_state)
         return EvalResult(accuracy, time.perf_counter() - start, extra)
+
+
+@torch.no_grad()
+def reestimate_batchnorm_(model: nn.Module, batches: Sequence[Any]) -> None:
+    """Replace every batch-norm layer's running statistics by the plain average over
+    ``batches`` of what the (quantized) model feeds it; everything else runs in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+        norm.train()
+    try:
+        for batch in batches:
+            model(batch[0] if isinstance(batch, list | tuple) else batch)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)

@@ -1,0 +1,97 @@
+"""How well does an episode's score predict a policy's accuracy after recovery? Three proxies.
+
+HAQ ranks policies by an episode score; the policy that ships is the one after fine-tuning.
+This study draws random policies at a tight budget the way the search meets them (raw bits
+uniform in k-8, projected onto the latency of uniform k-bit with the default rule), and scores
+each on the whole held-out split three ways:
+
+- ``ptq``: calibrated post-training quantization, float batch-norm statistics (the default
+  episode score);
+- ``bn``: the same after re-estimating batch-norm statistics on the quantized model
+  (``EpisodeEvaluator(bn_batches=...)``, a few forward passes);
+- ``recovery``: after ``--steps`` SGD steps of recovery (the re-ranking score, HAQ's own
+  per-episode fine-tune), taken as the reference ranking.
+
+It reports Spearman's rank correlation of each cheap proxy with ``recovery`` and the seconds
+each costs per policy.
+
+    .venv/bin/python benchmarks/study_proxy.py [--model mobilenetv1-fmnist]
+        [--hardware bismo-edge] [--bits 4] [--samples 12] [--steps 50] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from haq.cost import Budget
+from haq.policy import BitSpace, Policy, Projector
+from haq.quantize import QuantConfig
+from haq.search._evaluator import EpisodeEvaluator
+from haq.search.compare import build_problem
+
+try:
+    from _harness import Results
+except ImportError:  # run from another directory
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from _harness import Results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mobilenetv1-fmnist")
+    parser.add_argument("--hardware", default="bismo-edge")
+    parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
+    parser.add_argument("--samples", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=50, help="recovery steps (reference)")
+    parser.add_argument("--bn-batches", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    key = (f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.steps}/"
+           f"{args.bn_batches}/{args.seed}")
+    results = Results("study_proxy")
+    if results.done(key):
+        print(f"{key} already in {results.path}")
+        return
+    budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
+    problem, splits = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
+                                    seed=args.seed)
+    specs = problem.specs
+    common = dict(heldout=splits.heldout, calibration=problem.calibration,
+                  quant_config=QuantConfig(), train_data=splits.train, seed=args.seed)
+    evaluators = {
+        "ptq": EpisodeEvaluator(problem.model, specs, **common),
+        "bn": EpisodeEvaluator(problem.model, specs, bn_batches=args.bn_batches, **common),
+        "recovery": EpisodeEvaluator(problem.model, specs, finetune_steps=args.steps, **common),
+    }
+    projector = Projector(problem.table, [budget], BitSpace(), specs)
+    rng = np.random.default_rng(args.seed)
+    policies = [Policy.uniform(specs, args.bits, args.bits)]
+    for _ in range(args.samples):
+        raw = [rng.integers(args.bits, 9, len(specs)) for _ in range(2)]
+        policies.append(Policy.from_arrays(specs, *projector.project_arrays(*raw)))
+    scores: dict[str, list[float]] = {name: [] for name in evaluators}
+    seconds: dict[str, list[float]] = {name: [] for name in evaluators}
+    for index, policy in enumerate(policies):
+        for name, evaluator in evaluators.items():
+            outcome = evaluator(policy)
+            scores[name].append(outcome.accuracy)
+            seconds[name].append(outcome.seconds)
+        print(index, {name: round(s[-1], 2) for name, s in scores.items()}, flush=True)
+    correlation = {name: float(spearmanr(scores[name], scores["recovery"]).statistic)
+                   for name in ("ptq", "bn")}
+    results.add(key, scores=scores, seconds={k: statistics.mean(v) for k, v in seconds.items()},
+                spearman_vs_recovery=correlation, first_is_uniform=True)
+    print("Spearman vs recovery:", correlation)
+    print("seconds per policy:", {k: round(statistics.mean(v), 2) for k, v in seconds.items()})
+
+
+if __name__ == "__main__":
+    main()
