@@ -7,6 +7,7 @@ so it can be run piecewise (``--only KEY`` runs a subset).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -66,3 +67,15 @@ class Results:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.records.values())
+
+
+def budget_study_parser(doc: str, samples: int) -> argparse.ArgumentParser:
+    """Arguments every "policies at the latency of uniform k-bit" study takes."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--model", default="mobilenetv1-fmnist")
+    parser.add_argument("--hardware", default="bismo-edge")
+    parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
+    parser.add_argument("--samples", type=int, default=samples)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser

@@ -21,7 +21,6 @@ each costs per policy.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 
@@ -36,22 +35,16 @@ from haq.search._evaluator import EpisodeEvaluator
 from haq.search.compare import build_problem
 
 try:
-    from _harness import Results
+    from _harness import Results, budget_study_parser
 except ImportError:  # run from another directory
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
+    from _harness import Results, budget_study_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="mobilenetv1-fmnist")
-    parser.add_argument("--hardware", default="bismo-edge")
-    parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
-    parser.add_argument("--samples", type=int, default=12)
+    parser = budget_study_parser(__doc__, samples=12)
     parser.add_argument("--steps", type=int, default=50, help="recovery steps (reference)")
     parser.add_argument("--bn-batches", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     key = (f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.steps}/"
