@@ -15,7 +15,7 @@ DEMO_MODEL, DEMO_HARDWARE, DEMO_BUDGET = "mobilenetv1-fmnist", "bismo-edge", "0.
 def demo(
     episodes: int = typer.Option(60, help="search episodes (the first 20 are random warm-up)"),
     finetune_steps: int = typer.Option(150, help="fine-tune steps (batch 128) of the best policy"),
-    rescore_top: int = typer.Option(3, help="re-rank the N best policies after a short recovery"),
+    rescore_top: int = typer.Option(0, help="re-rank the N best policies after a short recovery"),
     rescore_steps: int = typer.Option(40, help="recovery steps per re-ranked policy"),
     run: Path | None = typer.Option(None, help="run directory [default: runs/demo-TIMESTAMP]"),
     seed: int = typer.Option(0, help="every random choice derives from it"),

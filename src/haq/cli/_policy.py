@@ -76,6 +76,8 @@ def finetune(
     epochs: int = typer.Option(3, help="fine-tune epochs over the train split"),
     lr: float = typer.Option(0.005, help="peak learning rate (cosine schedule)"),
     seed: int = typer.Option(0, help="seed for data order and augmentation"),
+    distill: float = typer.Option(1.0, help="weight of distillation from the float model "
+                                  "(0 = labels only)"),
     out: Path | None = typer.Option(None, help="checkpoint to write (state_dict + policy)"),
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
@@ -91,7 +93,7 @@ def finetune(
 
     float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor)
     before = evaluate(net, splits.test)
-    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=True)
+    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=True, distill=distill)
     started = time.perf_counter()
     with _progress_bar() as bar:
         task = bar.add_task(f"finetune {model}", total=None, status="")
@@ -101,7 +103,7 @@ def finetune(
                 bar.update(task, completed=event["step"], total=event["total_steps"],
                            status=f"loss {event['loss']:.3f}")
 
-        run_finetune(net, splits.train, config, progress=on_progress)
+        run_finetune(net, splits.train, config, progress=on_progress, teacher=float_net)
     after = evaluate(net, splits.test)
     console.print(f"{model}: float {evaluate(float_net, splits.test):.2f}%, quantized "
                   f"{before:.2f}% -> {after:.2f}% after {epochs} epoch(s) "
