@@ -55,6 +55,12 @@ class Results:
     def done(self, key: str) -> bool:
         return key in self.records
 
+    def finished(self, key: str) -> bool:
+        """``done(key)``, saying so, for scripts that measure one configuration per run."""
+        if self.done(key):
+            print(f"{key} already in {self.path}")
+        return self.done(key)
+
     def add(self, key: str, **values: Any) -> dict[str, Any]:
         record = {"key": key, "command": " ".join(sys.argv), "machine": machine(),
                   "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **values}
@@ -79,3 +85,14 @@ def budget_study_parser(doc: str, samples: int) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     return parser
+
+
+def latency_budget_problem(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(budget, search problem, data splits) at the latency of uniform ``args.bits``-bit."""
+    from haq.cost import Budget
+    from haq.search.compare import build_problem
+
+    budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
+    problem, splits = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
+                                    seed=args.seed)
+    return budget, problem, splits

@@ -31,7 +31,7 @@ from _harness import Results
 from haq.cost import Budget
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
-from haq.search._episodic import bits_from_json, policy_from_bits
+from haq.search._episodic import policy_from_record
 from haq.search._rescore import Rescore
 from haq.search.compare import Entry, build_problem, compare, final_scorer, uniform_policy
 
@@ -136,9 +136,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
         key = row_key(args, experiment, model, hardware, bits, strategy)
         rescored = entry.details.get("rescored") or []
         if rescored:  # ablation: the search's own best episode, with the same final fine-tune
-            first = rescored[0]["policy"]
-            own = policy_from_bits(problem.specs, bits_from_json(first["w_bits"]),
-                                   bits_from_json(first["a_bits"]))
+            own = policy_from_record(problem.specs, rescored[0])
             rescored = [{**r, "policy": None} for r in rescored]
             rescored[0]["test_accuracy"] = score(own)
         results.add(key, experiment=experiment, model=model, hardware=hardware,

@@ -19,15 +19,13 @@ import sys
 import numpy as np
 import torch
 
-from haq.cost import Budget
 from haq.policy import BitSpace, Policy, Projector
-from haq.search.compare import build_problem
 
 try:
-    from _harness import Results, budget_study_parser
+    from _harness import Results, budget_study_parser, latency_budget_problem
 except ImportError:  # run from another directory
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, budget_study_parser
+    from _harness import Results, budget_study_parser, latency_budget_problem
 
 
 def main() -> None:
@@ -36,13 +34,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     key = f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.seed}"
     results = Results("study_projection")
-    if results.done(key):
-        print(f"{key} already in {results.path}")
+    if results.finished(key):
         return
-
-    budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
-    problem, _ = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
-                               seed=args.seed)
+    budget, problem, _ = latency_budget_problem(args)
     specs, table = problem.specs, problem.table
     reference = Policy.uniform(specs, args.bits, args.bits)
     projectors = {rule: Projector(table, [budget], BitSpace(), specs, rule)

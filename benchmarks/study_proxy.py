@@ -31,17 +31,16 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from haq.cost import Budget
 from haq.policy import BitSpace, Policy, Projector
 from haq.quantize import QuantConfig
 from haq.search._evaluator import EpisodeEvaluator
-from haq.search.compare import build_problem, final_scorer
+from haq.search.compare import final_scorer
 
 try:
-    from _harness import Results, budget_study_parser
+    from _harness import Results, budget_study_parser, latency_budget_problem
 except ImportError:  # run from another directory
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, budget_study_parser
+    from _harness import Results, budget_study_parser, latency_budget_problem
 
 
 def main() -> None:
@@ -55,12 +54,9 @@ def main() -> None:
     key = (f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.steps}/"
            f"{args.bn_batches}/{args.seed}" + ("/final" if args.final else ""))
     results = Results("study_proxy")
-    if results.done(key):
-        print(f"{key} already in {results.path}")
+    if results.finished(key):
         return
-    budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
-    problem, splits = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
-                                    seed=args.seed)
+    budget, problem, splits = latency_budget_problem(args)
     specs = problem.specs
     common = dict(heldout=splits.heldout, calibration=problem.calibration,
                   quant_config=QuantConfig(), train_data=splits.train, seed=args.seed)

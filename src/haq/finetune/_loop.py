@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -122,11 +123,13 @@ def _distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def _loss(criterion: nn.Module, logits: torch.Tensor, y: torch.Tensor, config: TrainConfig,
           teacher: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy, blended with distillation from ``teacher`` when ``config.distill > 0``."""
+    """Cross-entropy, blended with distillation from ``teacher`` when it is given."""
     loss = criterion(logits, y)
-    if config.distill == 0:
+    if teacher is None:
         return loss
-    soft = _distill_loss(logits, _teacher_logits(teacher, x), config.temperature)
+    with torch.no_grad():
+        target = teacher(x)
+    soft = _distill_loss(logits, target, config.temperature)
     return (1 - config.distill) * loss + config.distill * soft
 
 
@@ -191,7 +194,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         if progress is not None:
             progress(record)
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _eval_mode(
+            teacher if config.distill > 0 else None) as teacher:
         torch.manual_seed(config.seed)
         model.train()
         epoch = _Epoch(0)
@@ -227,15 +231,18 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     return history
 
 
-@torch.no_grad()
-def _teacher_logits(teacher: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    assert teacher is not None  # checked at the top of train
-    was_training = teacher.training
-    teacher.eval()
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module | None) -> Iterator[nn.Module | None]:
+    """``module`` in eval mode for the block (set once, not per step), its mode given back."""
+    if module is None:
+        yield None
+        return
+    was_training = module.training
+    module.eval()
     try:
-        return teacher(x)
+        yield module
     finally:
-        teacher.train(was_training)
+        module.train(was_training)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,

@@ -70,6 +70,20 @@ def policy_from_bits(specs: Sequence[LayerSpec], w: np.ndarray, a: np.ndarray,
     return Policy(layers, dict(provenance))
 
 
+def policy_key(record: dict[str, Any]) -> tuple:
+    """A journal record's executed bits as one hashable key (weights then activations)."""
+    pol = record["policy"]
+    return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
+
+
+def policy_from_record(specs: Sequence[LayerSpec], record: dict[str, Any],
+                       **provenance: Any) -> Policy:
+    """The executed policy of a journal record."""
+    pol = record["policy"]
+    return policy_from_bits(specs, bits_from_json(pol["w_bits"]), bits_from_json(pol["a_bits"]),
+                            **provenance)
+
+
 @dataclass
 class EpisodeLoop:
     """Runs ``episodes`` episodes of ``proposer`` on ``problem``.
@@ -144,14 +158,14 @@ class EpisodeLoop:
         store = self._open(run_dir, seed, resume)
         records, start = self._restore(store, proposer)
         history = list(records[:start])
-        cache = {self._key(r): r["accuracy"] for r in history if r["state"] == "complete"}
+        cache = {policy_key(r): r["accuracy"] for r in history if r["state"] == "complete"}
         clock, failures = time.perf_counter(), 0
         for episode in range(start, episodes):
             replay = episode < len(records)
             record = self._episode(proposer, episode, records[episode] if replay else None,
                                    cache)
             if record["state"] == "complete":
-                cache[self._key(record)] = record["accuracy"]
+                cache[policy_key(record)] = record["accuracy"]
             history.append(record)
             if store:  # journal line first, checkpoint second: what makes resume exact
                 if not replay:
@@ -206,14 +220,9 @@ class EpisodeLoop:
         return record
 
     # -- helpers --------------------------------------------------------------------------------
-    @staticmethod
-    def _key(record: dict[str, Any]) -> tuple:
-        pol = record["policy"]
-        return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
-
     def _check_replay(self, record: dict[str, Any], episode: int, w: np.ndarray,
                       a: np.ndarray) -> dict[str, Any]:
-        if record.get("episode") != episode or self._key(record) != (*w, *a):
+        if record.get("episode") != episode or policy_key(record) != (*w, *a):
             raise RunError(f"journal line {episode + 1} does not match what this run proposes "
                            "for that episode (the code, data or settings changed since the run "
                            "started); choose another run directory")
@@ -254,11 +263,10 @@ class EpisodeLoop:
         if best is None:
             raise RunError("every episode failed, so there is no best policy; see the "
                            "journal's 'error' fields")
-        w, a = bits_from_json(best["policy"]["w_bits"]), bits_from_json(best["policy"]["a_bits"])
-        policy = policy_from_bits(self.problem.specs, w, a, strategy=self.strategy,
-                                  episode=best["episode"], reward=best["reward"],
-                                  accuracy=best["accuracy"], costs=best["costs"],
-                                  **self.problem.provenance)
+        policy = policy_from_record(self.problem.specs, best, strategy=self.strategy,
+                                    episode=best["episode"], reward=best["reward"],
+                                    accuracy=best["accuracy"], costs=best["costs"],
+                                    **self.problem.provenance)
         evaluations = sum(1 for r in history if not r.get("cached"))
         return SearchResult(best=policy, best_accuracy=best["accuracy"], costs=best["costs"],
                             evaluations=evaluations, seconds=seconds, history=history)

@@ -89,11 +89,8 @@ class EpisodeEvaluator:
                                                                          max(1, finetune_steps))
         # float weights, BN statistics and calibrated clips, restored after every fine-tune
         self._float_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        norms = {name for name, m in self.model.named_modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-        self._bn_state = {k: v for k, v in self._float_state.items()
-                          if k.rpartition(".")[0] in norms and k.rpartition(".")[2] in
-                          ("running_mean", "running_var", "num_batches_tracked")}
+        self._bn_state = {f"{name}.{buffer}": self._float_state[f"{name}.{buffer}"]
+                          for name, _ in _batchnorms(self.model) for buffer in _BN_BUFFERS}
 
     def __call__(self, policy: Policy) -> EvalResult:
         start = time.perf_counter()
@@ -118,11 +115,20 @@ class EpisodeEvaluator:
         return EvalResult(accuracy, time.perf_counter() - start, extra)
 
 
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every batch-norm layer that tracks running statistics."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 @torch.no_grad()
 def reestimate_batchnorm_(model: nn.Module, batches: Sequence[Any]) -> None:
     """Replace every batch-norm layer's running statistics by the plain average over
     ``batches`` of what the (quantized) model feeds it; everything else runs in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for _, m in _batchnorms(model)]
     if not norms:
         return
     was_training = model.training

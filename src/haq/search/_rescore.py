@@ -24,7 +24,7 @@ from typing import Any
 from haq.errors import ConfigError
 from haq.runs import Journal
 from haq.search._base import Progress, SearchProblem, SearchResult
-from haq.search._episodic import bits_from_json, policy_from_bits
+from haq.search._episodic import policy_from_record, policy_key
 from haq.search._evaluator import EpisodeEvaluator
 
 RESCORE = "rescore.jsonl"
@@ -60,9 +60,7 @@ def candidates(history: Sequence[dict[str, Any]], top: int) -> list[dict[str, An
                   key=lambda r: (-r["reward"], r["episode"]))
     chosen: dict[tuple, dict[str, Any]] = {}
     for record in done:
-        key = _key(record)
-        if key not in chosen:
-            chosen[key] = record
+        chosen.setdefault(policy_key(record), record)
         if len(chosen) == top:
             break
     return list(chosen.values())
@@ -86,56 +84,46 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, 
     if problem.model is None or problem.train_data is None or problem.heldout is None:
         raise ConfigError("re-scoring fine-tunes candidates: the search problem needs model, "
                           "train_data and heldout (haq.search builds them from your data)")
+    chosen = {policy_key(r): r for r in candidates(result.history, settings.top)}
+    if len(chosen) < 2:
+        return result  # nothing to choose between
     journal = Journal(run_dir / RESCORE) if run_dir is not None else None
     previous = journal.read() if journal is not None and journal.path.exists() else []
-    done = {_key(r): r for r in previous if r.get("steps") == settings.steps}
+    done = {policy_key(r): r for r in previous if r.get("steps") == settings.steps}
     evaluator: EpisodeEvaluator | None = None
-    scored = []
-    chosen_records = candidates(result.history, settings.top)
-    if len(chosen_records) < 2:
-        return result  # nothing to choose between
-    for index, record in enumerate(chosen_records):
-        entry = done.get(_key(record))
+    scored: dict[tuple, dict[str, Any]] = {}
+    for index, (key, record) in enumerate(chosen.items()):
+        entry = done.get(key)
         if entry is None:
             if evaluator is None:  # built once, and only when something is left to score
                 evaluator = EpisodeEvaluator(
                     problem.model, problem.specs, heldout=problem.heldout,
                     calibration=problem.calibration, quant_config=_quant_config(problem),
                     train_data=problem.train_data, finetune_steps=settings.steps, seed=seed)
-            policy = _policy(problem, record)
-            outcome = evaluator(policy)
+            outcome = evaluator(policy_from_record(problem.specs, record))
             entry = {"episode": record["episode"], "policy": record["policy"],
                      "reward": record["reward"], "episode_accuracy": record["accuracy"],
                      "accuracy": outcome.accuracy, "steps": settings.steps,
                      "seconds": outcome.seconds}
             if journal is not None:
                 journal.append(entry)
-        scored.append(entry)
+        scored[key] = entry
         if progress is not None:
-            progress({"stage": "rescore", "done": index + 1, "total": len(chosen_records),
+            progress({"stage": "rescore", "done": index + 1, "total": len(chosen),
                       "episode": entry["episode"], "accuracy": entry["accuracy"]})
-    best = max(scored, key=lambda e: (e["accuracy"], e["reward"], -e["episode"]))
-    chosen = next(r for r in result.history if r["episode"] == best["episode"])
-    policy = _policy(problem, chosen, strategy=result.best.provenance.get("strategy"),
-                     episode=chosen["episode"], reward=chosen["reward"],
-                     accuracy=chosen["accuracy"], costs=chosen["costs"],
-                     rescored_accuracy=best["accuracy"], rescore_steps=settings.steps,
-                     **problem.provenance)
-    extra = {**result.extra, "rescored": scored, "search_best_episode":
-             result.best.provenance.get("episode")}
+    key = max(scored, key=lambda k: (scored[k]["accuracy"], scored[k]["reward"],
+                                     -scored[k]["episode"]))
+    best, winner = scored[key], chosen[key]
+    policy = policy_from_record(problem.specs, winner,
+                                strategy=result.best.provenance.get("strategy"),
+                                episode=winner["episode"], reward=winner["reward"],
+                                accuracy=winner["accuracy"], costs=winner["costs"],
+                                rescored_accuracy=best["accuracy"], rescore_steps=settings.steps,
+                                **problem.provenance)
+    extra = {**result.extra, "rescored": list(scored.values()),
+             "search_best_episode": result.best.provenance.get("episode")}
     return dataclasses.replace(result, best=policy, best_accuracy=best["accuracy"],
-                               costs=chosen["costs"], extra=extra)
-
-
-def _key(record: dict[str, Any]) -> tuple:
-    pol = record["policy"]
-    return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
-
-
-def _policy(problem: SearchProblem, record: dict[str, Any], **provenance: Any) -> Any:
-    pol = record["policy"]
-    return policy_from_bits(problem.specs, bits_from_json(pol["w_bits"]),
-                            bits_from_json(pol["a_bits"]), **provenance)
+                               costs=winner["costs"], extra=extra)
 
 
 def _quant_config(problem: SearchProblem) -> Any:

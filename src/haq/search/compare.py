@@ -194,7 +194,8 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             entry.search_seconds = time.perf_counter() - start
             entry.search_accuracy, entry.evaluations = result.best_accuracy, result.evaluations
             entry.policy = result.best.to_dict()
-            entry.details = {k: v for k, v in result.extra.items() if k == "rescored"}
+            if "rescored" in result.extra:
+                entry.details["rescored"] = result.extra["rescored"]
             entry.costs = problem.table.evaluate(result.best, problem.specs)
             entry.feasible = _feasible(problem, entry.costs)
             entry.accuracy, entry.final_seconds = _score(result.best, problem, final_score)
@@ -290,7 +291,7 @@ def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_conf
         quantized = apply_policy_(copy.deepcopy(problem.model), policy, problem.calibration,
                                   config)
         if epochs > 0:
-            recipe = dataclasses.replace(final_finetune_config(seed, epochs), distill=distill)
+            recipe = final_finetune_config(seed, epochs, distill)
             if steps is not None:
                 recipe = dataclasses.replace(recipe, steps=steps)
             finetune(quantized, splits.train, recipe, teacher=problem.model)
