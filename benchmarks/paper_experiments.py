@@ -29,9 +29,8 @@ import torch
 
 from _harness import Results
 from haq.cost import Budget
-from haq.policy import BitSpace, Policy
+from haq.policy import BitSpace, Policy, policy_from_record
 from haq.quantize import QuantConfig
-from haq.search._episodic import policy_from_record
 from haq.search._rescore import Rescore
 from haq.search.compare import Entry, build_problem, compare, final_scorer, uniform_policy
 

@@ -3,7 +3,7 @@
 HAQ's agent proposes raw bits; the budget projection only ever lowers them. This study draws
 random raw policies the way the warm-up episodes do (every operand uniform in 2-8 bits) and,
 for contrast, with every operand at or above the budget's uniform bit width, projects each
-onto the budget with both projection rules ("widest" and "saving", haq.policy.Projector), and
+onto the budget with both projection rules ("widest" and "saving", haq.cost.Projector), and
 scores it on the held-out images an episode uses. The uniform k-bit policy that defines the
 budget is scored beside them. Both rules see the same raw policies.
 
@@ -19,7 +19,8 @@ import sys
 import numpy as np
 import torch
 
-from haq.policy import BitSpace, Policy, Projector
+from haq.cost import Projector
+from haq.policy import BitSpace, Policy
 
 try:
     from _harness import Results, budget_study_parser, latency_budget_problem

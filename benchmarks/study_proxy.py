@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from haq.policy import BitSpace, Policy, Projector
+from haq.cost import Projector
+from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
 from haq.search._evaluator import EpisodeEvaluator
 from haq.search.compare import final_scorer

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from haq_synthetic import build
 
-from haq.policy import BitSpace, LayerBits, Projector
+from haq.cost import Projector
+from haq.policy import BitSpace, LayerBits
 from haq.search.rl import BitEnv, HaqAgent, HaqConfig, Step
 
 

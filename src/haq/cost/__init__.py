@@ -7,11 +7,21 @@ before any search starts.
 """
 
 from haq.cost._base import CostModel, Param, available, describe, get, register_cost_model
-from haq.cost._budget import Budget, check_feasible, minimum_cost
+from haq.cost._budget import (
+    FEASIBILITY_RTOL,
+    Budget,
+    budgets_met,
+    check_feasible,
+    minimum_cost,
+    within_limit,
+)
+from haq.cost._projection import RULES as PROJECTION_RULES
+from haq.cost._projection import Projector, project
 from haq.cost._table import CostTable
 from haq.cost._units import METRIC_UNITS
 
 __all__ = [
-    "METRIC_UNITS", "Budget", "CostModel", "CostTable", "Param", "available",
-    "check_feasible", "describe", "get", "minimum_cost", "register_cost_model",
+    "FEASIBILITY_RTOL", "METRIC_UNITS", "PROJECTION_RULES", "Budget", "CostModel", "CostTable",
+    "Param", "Projector", "available", "budgets_met", "check_feasible", "describe", "get",
+    "minimum_cost", "project", "register_cost_model", "within_limit",
 ]

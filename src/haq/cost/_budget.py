@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,14 @@ from haq.errors import BudgetError, BudgetInfeasibleError, ConfigError
 from haq.policy import MAX_BITS, MIN_BITS, BitSpace, bits_index
 from haq.specs import LayerSpec
 
-_REL_TOL = 1e-9  # a budget equal to the minimum (up to float summation error) is feasible
+FEASIBILITY_RTOL = 1e-9
+"""Relative slack of every budget check: a cost equal to its limit up to float summation error
+(the same policy summed in another order) meets it. The one tolerance used everywhere."""
+
+
+def within_limit(value: Any, limit: Any) -> Any:
+    """``value <= limit`` up to ``FEASIBILITY_RTOL``; element-wise on arrays."""
+    return value <= limit * (1 + FEASIBILITY_RTOL)
 
 
 def _bits_name(bits: int | None) -> str:
@@ -129,6 +137,10 @@ class Budget:
                               f"{', '.join(accepted_units(canonical_unit(table_unit) or ''))}"
                               f" or as a ratio") from None
 
+    def is_met(self, value: float, table: CostTable) -> bool:
+        """Whether a total cost ``value`` (in the table's unit) meets this budget."""
+        return bool(within_limit(value, self.resolve(table)))
+
     def describe(self) -> str:
         """Short human text, e.g. ``latency <= 0.5x W8A8`` or ``energy <= 3.5e+06 nJ``."""
         if self.relative:
@@ -194,7 +206,7 @@ def check_feasible(table: CostTable, budgets: Sequence[Budget], space: BitSpace,
         limit = budget.resolve(table)
         low = minimum_cost(table, space, specs, budget.metric)
         minima[budget.metric] = low
-        if low > limit * (1 + _REL_TOL):
+        if not within_limit(low, limit):
             unit = table.units[budget.metric]
             ref = budget.reference_cost(table)
             w, a = budget.reference
@@ -213,3 +225,9 @@ def check_feasible(table: CostTable, budgets: Sequence[Budget], space: BitSpace,
         raise BudgetInfeasibleError("infeasible budget: " + "; ".join(problems)
                                     + ". To fix: " + ", or ".join(fixes) + ".")
     return minima
+
+
+def budgets_met(costs: Mapping[str, float], budgets: Sequence[Budget], table: CostTable) -> bool:
+    """Whether total ``costs`` (metric -> value, as ``CostTable.evaluate`` returns) meet every
+    budget."""
+    return all(b.is_met(costs[b.metric], table) for b in budgets)

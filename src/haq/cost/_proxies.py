@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from haq.cost._base import CostModel, Param, register_cost_model
-from haq.cost._table import GRID, CostTable, stack_layers
+from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import MAX_BITS
+from haq.policy import GRID_SIZE, MAX_BITS
 from haq.specs import LayerSpec
 
 FLOAT_BITS = 32
@@ -38,7 +38,7 @@ class SizeModel(CostModel):
             per_w = spec.weight_params * bits / 8.0
             if self.params["kmeans"]:
                 per_w[:MAX_BITS] += 2.0 ** bits[:MAX_BITS] * FLOAT_BITS / 8.0
-            layers.append({"size": np.repeat(per_w[:, None], GRID, axis=1)})
+            layers.append({"size": np.repeat(per_w[:, None], GRID_SIZE, axis=1)})
         return stack_layers([s.name for s in specs], layers, {"size": METRIC_UNITS["size"]},
                             self.source())
 

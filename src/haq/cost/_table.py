@@ -9,11 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from haq.errors import CostModelError, PolicyError
-from haq.policy import FLOAT_INDEX, MAX_BITS, Policy
+from haq.errors import CostModelError
+from haq.policy import GRID_SIZE, MAX_BITS, Policy, check_bit_arrays, grid_indices, policy_arrays
 from haq.specs import LayerSpec
-
-GRID = FLOAT_INDEX + 1  # 9 = bits 1..8 plus float
 
 
 @dataclass
@@ -42,7 +40,7 @@ class CostTable:
         self.layer_names = [str(n) for n in self.layer_names]
         if len(set(self.layer_names)) != len(self.layer_names):
             raise CostModelError("cost table layer names must be unique")
-        shape = (len(self.layer_names), GRID, GRID)
+        shape = (len(self.layer_names), GRID_SIZE, GRID_SIZE)
         for metric, arr in list(self.values.items()):
             arr = np.asarray(arr, dtype=np.float64)
             if arr.shape != shape:
@@ -51,7 +49,6 @@ class CostTable:
             self.values[metric] = arr
             if metric not in self.units:
                 raise CostModelError(f"metric {metric!r} has no unit; add it to `units`")
-        self._index = {name: i for i, name in enumerate(self.layer_names)}
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -81,31 +78,12 @@ class CostTable:
             if names != self.layer_names:
                 raise CostModelError("the specs do not match this cost table's layers; rebuild "
                                      "the table for this model (CostModel.table(specs))")
-        unknown = [n for n in policy.layers if n not in self._index]
-        missing = [n for n in self.layer_names if n not in policy.layers]
-        if unknown or missing:
-            raise PolicyError(f"policy and cost table disagree on layers: unknown to the table "
-                              f"{unknown[:5]}, missing from the policy {missing[:5]}; build the "
-                              "table from the same model the policy was made for")
-        w = np.array([policy.layers[n].w_bits or 0 for n in self.layer_names], dtype=np.int64)
-        a = np.array([policy.layers[n].a_bits or 0 for n in self.layer_names], dtype=np.int64)
-        return w, a
+        return policy_arrays(policy, self.layer_names)
 
     def _gather(self, w_bits: np.ndarray, a_bits: np.ndarray) -> dict[str, np.ndarray]:
         """Per-layer costs ``[..., L]`` for bit arrays of shape ``[..., L]`` (0 = float)."""
-        w = np.asarray(w_bits)
-        a = np.asarray(a_bits)
-        if w.shape != a.shape or w.ndim == 0 or w.shape[-1] != len(self):
-            raise PolicyError(f"bit arrays must both have shape [..., {len(self)}] (one entry "
-                              f"per layer); got {w.shape} and {a.shape}")
-        if not (np.issubdtype(w.dtype, np.integer) and np.issubdtype(a.dtype, np.integer)):
-            raise PolicyError("bit arrays must hold integers (0 = float, 1-8 = bits)")
-        for name, arr in (("w_bits", w), ("a_bits", a)):
-            if arr.size and (arr.min() < 0 or arr.max() > MAX_BITS):
-                raise PolicyError(f"{name} must be 0 (float) or 1-{MAX_BITS}; got values in "
-                                  f"[{arr.min()}, {arr.max()}]")
-        wi = np.where(w == 0, FLOAT_INDEX, w - 1)
-        ai = np.where(a == 0, FLOAT_INDEX, a - 1)
+        w, a = check_bit_arrays(w_bits, a_bits, len(self))
+        wi, ai = grid_indices(w), grid_indices(a)
         layers = np.arange(len(self))
         out = {}
         for metric, arr in self.values.items():

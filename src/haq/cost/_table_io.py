@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from haq.cost._table import GRID, CostTable
+from haq.cost._table import CostTable
 from haq.cost._units import METRIC_UNITS, canonical_unit, convert
 from haq.errors import ConfigError, CostModelError
-from haq.policy import FLOAT_INDEX, MAX_BITS, bits_index
+from haq.policy import FLOAT_INDEX, GRID_SIZE, MAX_BITS, bits_index, index_bits
 from haq.runs import atomic_write_text
 
 FORMAT_NAME = "haq-cost-table"
@@ -29,20 +29,16 @@ FORMAT_VERSION = 1
 _KEYS = ("layer", "w_bits", "a_bits")
 
 
-def _bits_label(index: int) -> int | None:
-    return None if index == FLOAT_INDEX else index + 1
-
-
 def _records(table: CostTable) -> list[dict[str, Any]]:
     rows = []
     for li, name in enumerate(table.layer_names):
-        for wi in range(GRID):
-            for ai in range(GRID):
+        for wi in range(GRID_SIZE):
+            for ai in range(GRID_SIZE):
                 vals = {m: table.values[m][li, wi, ai] for m in table.metrics}
                 if all(math.isnan(v) for v in vals.values()):
                     continue
-                row: dict[str, Any] = {"layer": name, "w_bits": _bits_label(wi),
-                                       "a_bits": _bits_label(ai)}
+                row: dict[str, Any] = {"layer": name, "w_bits": index_bits(wi),
+                                       "a_bits": index_bits(ai)}
                 row.update({m: (None if math.isnan(v) else float(v)) for m, v in vals.items()})
                 rows.append(row)
     return rows
@@ -128,8 +124,8 @@ def records_to_table(rows: list[dict[str, Any]], metrics: list[str], declared: d
         if str(row["layer"]) not in names:
             names.append(str(row["layer"]))
     index = {n: i for i, n in enumerate(names)}
-    values = {m: np.full((len(names), GRID, GRID), np.nan) for m in metrics}
-    seen = np.zeros((len(names), GRID, GRID), dtype=bool)
+    values = {m: np.full((len(names), GRID_SIZE, GRID_SIZE), np.nan) for m in metrics}
+    seen = np.zeros((len(names), GRID_SIZE, GRID_SIZE), dtype=bool)
     for k, row in enumerate(rows):
         where = f"{path} entry {k + 1} (layer {row['layer']!r})"
         li = index[str(row["layer"])]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from haq.cost._base import CostModel, Param, register_cost_model
-from haq.cost._table import GRID, CostTable, reorder
+from haq.cost._table import CostTable, reorder
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import MAX_BITS
+from haq.policy import GRID_SIZE, MAX_BITS
 from haq.specs import LayerSpec
 
 
@@ -37,7 +37,7 @@ def load_haq_npy(path: Path, specs: Sequence[LayerSpec], clock_mhz: float | None
                              "HAQ tables are matched to layers by position, so they must agree")
     if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all() or (arr < 0).any():
         raise CostModelError(f"{path}: every entry must be a finite number >= 0 (cycles)")
-    cycles = np.full((len(specs), GRID, GRID), np.nan)
+    cycles = np.full((len(specs), GRID_SIZE, GRID_SIZE), np.nan)
     cycles[:, :MAX_BITS, :MAX_BITS] = arr
     values = {"cycles": cycles}
     units = {"cycles": METRIC_UNITS["cycles"]}

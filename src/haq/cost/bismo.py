@@ -21,10 +21,10 @@ import numpy as np
 
 from haq.cost._base import CostModel, Param, register_cost_model
 from haq.cost._geometry import LayerGeometry, geometry
-from haq.cost._table import GRID, CostTable, stack_layers
+from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import MAX_BITS
+from haq.policy import GRID_SIZE, MAX_BITS
 from haq.specs import LayerSpec
 
 __all__ = ["BismoModel", "layer_cycles"]
@@ -160,7 +160,7 @@ class BismoModel(CostModel):
             res = layer_cycles(geometry(spec, p["batch"]), mode=p["mode"], dm=p["dm"],
                                dn=p["dn"], dk=p["dk"], read=self.read_width(),
                                write=p["axi_bits"], refetch=p["refetch"])
-            grid = {m: np.full((GRID, GRID), np.nan) for m in units}
+            grid = {m: np.full((GRID_SIZE, GRID_SIZE), np.nan) for m in units}
             grid["cycles"][:MAX_BITS, :MAX_BITS] = res["cycles"]
             grid["dram"][:MAX_BITS, :MAX_BITS] = res["dram"]
             grid["latency"] = grid["cycles"] / (p["clock_mhz"] * 1e3)

@@ -17,10 +17,10 @@ import numpy as np
 from haq.cost._base import CostModel, Param, register_cost_model
 from haq.cost._bitfusion_engine import BitFusionConfig, ConvShape, EnergyTable, search
 from haq.cost._geometry import geometry
-from haq.cost._table import GRID, CostTable, stack_layers
+from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import MAX_BITS
+from haq.policy import GRID_SIZE, MAX_BITS
 from haq.specs import LayerSpec
 
 __all__ = ["PRESETS", "BitFusionConfig", "BitFusionModel", "EnergyTable", "simulate_layer"]
@@ -161,7 +161,7 @@ class BitFusionModel(CostModel):
     @staticmethod
     def _grid(shape: ConvShape, batch: int, im2col: bool, cfg: BitFusionConfig
               ) -> dict[str, np.ndarray]:
-        out = {m: np.full((GRID, GRID), np.nan) for m in _UNITS}
+        out = {m: np.full((GRID_SIZE, GRID_SIZE), np.nan) for m in _UNITS}
         for w in range(1, MAX_BITS + 1):
             for a in range(1, MAX_BITS + 1):
                 r = search(shape, a, w, batch, im2col, cfg)

@@ -28,10 +28,9 @@ from torch.ao.nn import quantized as nnq
 from haq.cost import CostTable
 from haq.errors import UnsupportedModelError
 from haq.hw._timing import median_ms, torch_settings
-from haq.policy import FLOAT_INDEX, MAX_BITS
+from haq.policy import GRID_SIZE, MAX_BITS
 from haq.specs import LayerSpec, extract_specs
 
-GRID = FLOAT_INDEX + 1
 _QUANT_TYPES = {nn.Conv1d: nnq.Conv1d, nn.Conv2d: nnq.Conv2d}
 
 
@@ -91,7 +90,7 @@ def time_layer(module: nn.Module, x: torch.Tensor, *, repeats: int, warmup: int
 
 
 def _grid(fp32_ms: float, int8_ms: float) -> np.ndarray:
-    grid = np.full((GRID, GRID), fp32_ms)
+    grid = np.full((GRID_SIZE, GRID_SIZE), fp32_ms)
     grid[:MAX_BITS, :MAX_BITS] = int8_ms
     return grid
 

@@ -87,10 +87,10 @@ class Policy:
 
     def arrays(self, specs: Sequence[LayerSpec]) -> tuple[np.ndarray, np.ndarray]:
         """Bits as two int arrays in spec order; a float (``None``) entry becomes 0."""
+        from haq.policy._codec import policy_arrays
+
         self.validate(specs)
-        w = np.array([self.layers[s.name].w_bits or 0 for s in specs], dtype=np.int64)
-        a = np.array([self.layers[s.name].a_bits or 0 for s in specs], dtype=np.int64)
-        return w, a
+        return policy_arrays(self, [s.name for s in specs])
 
     def validate(self, specs: Sequence[LayerSpec]) -> None:
         """Raise PolicyError unless the policy names exactly the layers in ``specs``."""

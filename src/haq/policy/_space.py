@@ -8,15 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from haq.errors import ConfigError
+from haq.policy._codec import GRID_SIZE, bits_index
 from haq.policy._policy import MAX_BITS, MIN_BITS, LayerBits, Policy
 from haq.specs import LayerSpec
-
-FLOAT_INDEX = MAX_BITS  # index of "float" in [.., 9, 9] cost and mask arrays
-
-
-def bits_index(bits: int | None) -> int:
-    """Array index of a bit width: bits-1 for 1..8, FLOAT_INDEX for float (None)."""
-    return FLOAT_INDEX if bits is None else int(bits) - 1
 
 
 def _check_range(name: str, lo: int, hi: int) -> None:
@@ -68,12 +62,10 @@ class BitSpace:
         return w, list(range(self.a_range[0], self.a_range[1] + 1))
 
     def mask(self, specs: Sequence[LayerSpec]) -> np.ndarray:
-        """Boolean [layers, 9, 9] array, True where (w_bits, a_bits) is allowed.
-
-        Indexed like ``CostTable.full_array``: ``bits_index(b)`` is b-1 for 1..8 and 8 for
-        float (None).
+        """Boolean ``[layers, GRID_SIZE, GRID_SIZE]`` array, True where (w_bits, a_bits) is
+        allowed; indexed like ``CostTable.full_array`` (``haq.policy.bits_index``).
         """
-        out = np.zeros((len(specs), FLOAT_INDEX + 1, FLOAT_INDEX + 1), dtype=bool)
+        out = np.zeros((len(specs), GRID_SIZE, GRID_SIZE), dtype=bool)
         for i, spec in enumerate(specs):
             ws, as_ = self.allowed(spec)
             for w in ws:

@@ -14,18 +14,17 @@ then do new episodes start. Proposers must therefore be deterministic functions 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from haq.cost import Projector
 from haq.errors import RunError
-from haq.policy import Policy, Projector
+from haq.policy import Policy, bits_to_json, policy_from_bits, policy_from_record, record_key
 from haq.runs import BEST, RunStore
 from haq.search._base import Progress, SearchProblem, SearchResult
-from haq.specs import LayerSpec
 
 FAILURE_LIMIT = 5  # this many failed episodes in a row means a broken evaluator: stop
 
@@ -53,37 +52,6 @@ class Proposer(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def bits_to_json(bits: np.ndarray) -> list[int | None]:
-    return [int(b) or None for b in bits]
-
-
-def bits_from_json(bits: Sequence[int | None]) -> np.ndarray:
-    return np.array([b or 0 for b in bits], dtype=np.int64)
-
-
-def policy_from_bits(specs: Sequence[LayerSpec], w: np.ndarray, a: np.ndarray,
-                     **provenance: Any) -> Policy:
-    from haq.policy import LayerBits
-
-    layers = {s.name: LayerBits(int(wb) or None, int(ab) or None)
-              for s, wb, ab in zip(specs, w, a, strict=True)}
-    return Policy(layers, dict(provenance))
-
-
-def policy_key(record: dict[str, Any]) -> tuple:
-    """A journal record's executed bits as one hashable key (weights then activations)."""
-    pol = record["policy"]
-    return (*bits_from_json(pol["w_bits"]), *bits_from_json(pol["a_bits"]))
-
-
-def policy_from_record(specs: Sequence[LayerSpec], record: dict[str, Any],
-                       **provenance: Any) -> Policy:
-    """The executed policy of a journal record."""
-    pol = record["policy"]
-    return policy_from_bits(specs, bits_from_json(pol["w_bits"]), bits_from_json(pol["a_bits"]),
-                            **provenance)
-
-
 @dataclass
 class EpisodeLoop:
     """Runs ``episodes`` episodes of ``proposer`` on ``problem``.
@@ -95,7 +63,7 @@ class EpisodeLoop:
         reward_scale: HAQ's lambda: reward = reward_scale * (accuracy - float accuracy).
         checkpoint_every: checkpoint the proposer every k episodes (and at the end).
         projection: the budget projection's rule, ``"widest"`` or ``"saving"``
-            (``haq.policy.Projector``).
+            (``haq.cost.Projector``).
     """
 
     problem: SearchProblem
@@ -158,14 +126,14 @@ class EpisodeLoop:
         store = self._open(run_dir, seed, resume)
         records, start = self._restore(store, proposer)
         history = list(records[:start])
-        cache = {policy_key(r): r["accuracy"] for r in history if r["state"] == "complete"}
+        cache = {record_key(r): r["accuracy"] for r in history if r["state"] == "complete"}
         clock, failures = time.perf_counter(), 0
         for episode in range(start, episodes):
             replay = episode < len(records)
             record = self._episode(proposer, episode, records[episode] if replay else None,
                                    cache)
             if record["state"] == "complete":
-                cache[policy_key(record)] = record["accuracy"]
+                cache[record_key(record)] = record["accuracy"]
             history.append(record)
             if store:  # journal line first, checkpoint second: what makes resume exact
                 if not replay:
@@ -222,7 +190,7 @@ class EpisodeLoop:
     # -- helpers --------------------------------------------------------------------------------
     def _check_replay(self, record: dict[str, Any], episode: int, w: np.ndarray,
                       a: np.ndarray) -> dict[str, Any]:
-        if record.get("episode") != episode or policy_key(record) != (*w, *a):
+        if record.get("episode") != episode or record_key(record) != (*w, *a):
             raise RunError(f"journal line {episode + 1} does not match what this run proposes "
                            "for that episode (the code, data or settings changed since the run "
                            "started); choose another run directory")

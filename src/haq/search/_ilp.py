@@ -27,17 +27,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import optimize, sparse
 
+from haq.cost import FEASIBILITY_RTOL, within_limit
 from haq.errors import BudgetInfeasibleError, ConfigError, CostModelError
-from haq.policy import FLOAT_INDEX, LayerBits, Policy
+from haq.policy import GRID_SIZE, LayerBits, Policy, index_bits
 from haq.specs import LayerSpec
 
 if TYPE_CHECKING:
     from haq.cost import Budget, CostTable
     from haq.policy import BitSpace
 
-N_BITS = FLOAT_INDEX + 1  # 1..8 bits plus float
-# Relative slack a budget may be exceeded by through float rounding of the cost sum itself.
-_REL_TOL = 1e-9
 # HiGHS options scipy does not wrap: tight feasibility so a budget is never exceeded by the
 # solver's 1e-7 default slack, and a zero absolute gap so "optimal" means optimal.
 _HIGHS_EXTRA = {"primal_feasibility_tolerance": 1e-10, "mip_feasibility_tolerance": 1e-10,
@@ -82,19 +80,15 @@ class Choice:
             raise ConfigError(f"choice has {len(self.w_index)} layers but {len(specs)} specs "
                               "were given; pass the specs the problem was built from")
         layers = {
-            s.name: LayerBits(_bits(int(w)), _bits(int(a)))
+            s.name: LayerBits(index_bits(int(w)), index_bits(int(a)))
             for s, w, a in zip(specs, self.w_index, self.a_index, strict=True)
         }
         return Policy(layers, dict(provenance))
 
 
-def _bits(index: int) -> int | None:
-    return None if index == FLOAT_INDEX else index + 1
-
-
 def _check_shapes(score: np.ndarray, mask: np.ndarray, constraints: Sequence[Constraint]) -> None:
-    if score.ndim != 3 or score.shape[1:] != (N_BITS, N_BITS):
-        raise ConfigError(f"score must have shape [layers, {N_BITS}, {N_BITS}], "
+    if score.ndim != 3 or score.shape[1:] != (GRID_SIZE, GRID_SIZE):
+        raise ConfigError(f"score must have shape [layers, {GRID_SIZE}, {GRID_SIZE}], "
                           f"got {score.shape}")
     if mask.shape != score.shape:
         raise ConfigError(f"mask shape {mask.shape} differs from score shape {score.shape}")
@@ -122,7 +116,7 @@ def _candidates(score: np.ndarray, mask: np.ndarray,
         usable &= np.isfinite(cost)
     # Preference order on exact ties: more weight bits, then more activation bits; float last
     # among equals would be odd, but float only ties when its costs tie, so keep it simple.
-    order = np.arange(N_BITS * N_BITS)[::-1]
+    order = np.arange(GRID_SIZE * GRID_SIZE)[::-1]
     kept = []
     for layer in range(n_layers):
         idx = order[usable[layer, order]]
@@ -143,7 +137,7 @@ def _raise_if_each_infeasible(mask_costs: list[np.ndarray],
                               constraints: Sequence[Constraint]) -> None:
     for con, per_layer in zip(constraints, mask_costs, strict=True):
         smallest = float(sum(float(np.min(c)) for c in per_layer))
-        if smallest > con.limit * (1 + _REL_TOL):
+        if not within_limit(smallest, con.limit):
             unit = f" {con.unit}" if con.unit else ""
             raise BudgetInfeasibleError(
                 f"{con.metric} budget {con.limit:.6g}{unit} cannot be met: the smallest "
@@ -290,7 +284,7 @@ def solve_choice(score: np.ndarray, mask: np.ndarray, constraints: Sequence[Cons
                 f"no allowed policy meets all budgets together ({names}), although each one "
                 "alone can be met; loosen one of them or allow fewer bits")
         totals = np.array([float(np.sum(c[chosen])) for c in costs])
-        over = totals - limits * (1 + _REL_TOL)
+        over = totals - limits * (1 + FEASIBILITY_RTOL)  # > 0: the budget is not met
         if not np.any(over > 0):
             break
         # The solver's feasibility tolerance let a budget slip by a hair: tighten and re-solve.
@@ -303,7 +297,7 @@ def solve_choice(score: np.ndarray, mask: np.ndarray, constraints: Sequence[Cons
     order = np.argsort(layer_of[chosen])
     flat = flat[order]
     return Choice(
-        w_index=flat // N_BITS, a_index=flat % N_BITS,
+        w_index=flat // GRID_SIZE, a_index=flat % GRID_SIZE,
         objective=float(flat_score[np.arange(n_layers), flat].sum()),
         totals={c.metric: float(t) for c, t in zip(constraints, totals, strict=True)},
         seconds=time.perf_counter() - start, optimal=optimal,

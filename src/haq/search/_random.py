@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from haq.cost import PROJECTION_RULES
 from haq.errors import ConfigError
-from haq.policy import PROJECTION_RULES
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._episodic import EpisodeLoop, Proposal
 
@@ -51,7 +51,7 @@ class RandomStrategy(Strategy):
     Args:
         episodes: how many policies to draw and evaluate.
         reward_scale: lambda of the reward (kept equal to HAQ's for comparable journals).
-        projection: the budget projection's rule, as HAQ's (``haq.policy.Projector``).
+        projection: the budget projection's rule, as HAQ's (``haq.cost.Projector``).
     """
 
     def __init__(self, episodes: int = 300, reward_scale: float = 0.1,

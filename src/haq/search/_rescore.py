@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from haq.errors import ConfigError
+from haq.policy import policy_from_record, record_key
 from haq.runs import Journal
 from haq.search._base import Progress, SearchProblem, SearchResult
-from haq.search._episodic import policy_from_record, policy_key
 from haq.search._evaluator import EpisodeEvaluator
 
 RESCORE = "rescore.jsonl"
@@ -60,7 +60,7 @@ def candidates(history: Sequence[dict[str, Any]], top: int) -> list[dict[str, An
                   key=lambda r: (-r["reward"], r["episode"]))
     chosen: dict[tuple, dict[str, Any]] = {}
     for record in done:
-        chosen.setdefault(policy_key(record), record)
+        chosen.setdefault(record_key(record), record)
         if len(chosen) == top:
             break
     return list(chosen.values())
@@ -84,12 +84,12 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, 
     if problem.model is None or problem.train_data is None or problem.heldout is None:
         raise ConfigError("re-scoring fine-tunes candidates: the search problem needs model, "
                           "train_data and heldout (haq.search builds them from your data)")
-    chosen = {policy_key(r): r for r in candidates(result.history, settings.top)}
+    chosen = {record_key(r): r for r in candidates(result.history, settings.top)}
     if len(chosen) < 2:
         return result  # nothing to choose between
     journal = Journal(run_dir / RESCORE) if run_dir is not None else None
     previous = journal.read() if journal is not None and journal.path.exists() else []
-    done = {policy_key(r): r for r in previous if r.get("steps") == settings.steps}
+    done = {record_key(r): r for r in previous if r.get("steps") == settings.steps}
     evaluator: EpisodeEvaluator | None = None
     scored: dict[tuple, dict[str, Any]] = {}
     for index, (key, record) in enumerate(chosen.items()):

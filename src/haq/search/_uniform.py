@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from haq.errors import BudgetInfeasibleError, ConfigError
+from haq.policy import policy_from_bits
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
-from haq.search._episodic import EpisodeLoop, Proposal, policy_from_bits
+from haq.search._episodic import EpisodeLoop, Proposal
 
 
 def uniform_candidates(loop: EpisodeLoop) -> list[tuple[int, int]]:

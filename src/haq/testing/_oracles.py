@@ -7,8 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from haq.cost import within_limit
 from haq.errors import BudgetInfeasibleError, ConfigError
-from haq.search._ilp import N_BITS, Constraint
+from haq.policy import GRID_SIZE
+from haq.search._ilp import Constraint
 
 _MAX_COMBINATIONS = 2_000_000
 
@@ -42,7 +44,7 @@ def brute_force_choice(score: np.ndarray, mask: np.ndarray,
     best, best_value = None, np.inf
     for combo in itertools.product(*options):
         idx = np.array(combo)
-        if any(cost[rows, idx].sum() > limit * (1 + 1e-9) for cost, limit in flat_costs):
+        if not all(within_limit(cost[rows, idx].sum(), limit) for cost, limit in flat_costs):
             continue
         value = float(flat_score[rows, idx].sum())
         if value < best_value - 1e-12:
@@ -60,16 +62,17 @@ def random_score_and_costs(n_layers: int, rng: np.random.Generator, *, n_costs: 
     random interaction term; each cost grows with w*a plus a per-layer random offset, so neither
     is trivially monotone in a single operand.
     """
-    bits = np.arange(1, N_BITS + 1, dtype=np.float64)
+    bits = np.arange(1, GRID_SIZE + 1, dtype=np.float64)
     bits[-1] = 16.0  # float behaves like a wide integer for these synthetic shapes
     w, a = np.meshgrid(bits, bits, indexing="ij")
     scale = rng.uniform(0.5, 2.0, size=(n_layers, 2))
     score = (scale[:, 0, None, None] * 2.0 ** -w + scale[:, 1, None, None] * 2.0 ** -a
-             + 0.05 * rng.random((n_layers, N_BITS, N_BITS)))
+             + 0.05 * rng.random((n_layers, GRID_SIZE, GRID_SIZE)))
     costs = []
     for _ in range(n_costs):
         size = rng.uniform(1.0, 10.0, size=n_layers)[:, None, None]
         mix = rng.uniform(0.0, 1.0)
-        cost = size * (mix * w * a + (1 - mix) * (w + a)) + rng.random((n_layers, N_BITS, N_BITS))
+        noise = rng.random((n_layers, GRID_SIZE, GRID_SIZE))
+        cost = size * (mix * w * a + (1 - mix) * (w + a)) + noise
         costs.append(cost)
     return score, costs

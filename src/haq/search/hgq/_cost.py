@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from haq.errors import ConfigError
+from haq.policy import MAX_BITS
 from haq.search.hgq._layers import HgqLayer, reference_ebops, total_ebops
-
-MAX_BITS = 8
 
 
 def interpolate_bilinear(grid: torch.Tensor, w: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

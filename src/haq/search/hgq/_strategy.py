@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from haq.cost import within_limit
 from haq.errors import ConfigError, StrategyError
+from haq.policy import GRID_SIZE, policy_from_bits
 from haq.runs import RunStore
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
-from haq.search._episodic import policy_from_bits
-from haq.search._ilp import N_BITS, solve_choice
+from haq.search._ilp import solve_choice
 from haq.search.hgq._cost import EbopsCost, TableCost
 from haq.search.hgq._layers import HgqLayer, trace_ranges, wrap_model
 from haq.search.hgq._quantizer import GRANULARITIES
@@ -56,7 +57,7 @@ def project(problem: SearchProblem, w: np.ndarray, a: np.ndarray,
     Bits above HGQ's choice cost a tiny penalty (or earn a tiny reward with ``fill_budget``),
     so a feasible HGQ policy comes back unchanged unless asked to use the spare budget.
     """
-    bits = np.arange(1, N_BITS + 1, dtype=np.float64)
+    bits = np.arange(1, GRID_SIZE + 1, dtype=np.float64)
     bits[-1] = 8.0  # a float operand counts as 8 bits wide for the distance
     step = -1e-3 if fill_budget else 1e-3
     dw = bits[None, :] - w[:, None]
@@ -276,7 +277,7 @@ def _select(front: list[dict[str, Any]], problem: SearchProblem,
         return max([float(np.asarray(costs[m]).reshape(-1)[0]) / lim for m, lim in limits],
                    default=0.0)
 
-    feasible = [p for p in front if over(p) <= 1 + 1e-9]
+    feasible = [p for p in front if within_limit(over(p), 1.0)]
     if feasible:
         return max(feasible, key=lambda p: (p["accuracy"], -p["cost"]))
     return min(front, key=over)

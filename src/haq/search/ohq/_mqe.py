@@ -21,11 +21,9 @@ import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from torch import nn
 
 from haq.errors import ConfigError
-from haq.policy import FLOAT_INDEX, BitSpace, bits_index
+from haq.policy import FLOAT_INDEX, GRID_SIZE, BitSpace, bits_index
 from haq.quantize import QuantConfig, calibrate_, prepare_, set_policy_
 from haq.specs import LayerSpec
-
-N_BITS = FLOAT_INDEX + 1
 
 
 @dataclass
@@ -91,8 +89,8 @@ def mqe_sensitivity(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequen
     names = [s.name for s in specs]
     prepare_(probe, names, config)
     calibrate_(probe, inputs, max_batches=None)
-    weight = np.full((len(specs), N_BITS), np.nan)
-    act = np.full((len(specs), N_BITS), np.nan)
+    weight = np.full((len(specs), GRID_SIZE), np.nan)
+    act = np.full((len(specs), GRID_SIZE), np.nan)
     weight[:, FLOAT_INDEX] = act[:, FLOAT_INDEX] = 0.0
     passes = 0
     with torch.no_grad():

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from haq.errors import ConfigError
+from haq.policy import policy_from_bits
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy
-from haq.search._episodic import EpisodeLoop, Proposal, policy_from_bits
+from haq.search._episodic import EpisodeLoop, Proposal
 from haq.search._ilp import Choice, Constraint, solve_choice
 
 

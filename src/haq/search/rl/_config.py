@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from haq.cost import PROJECTION_RULES
 from haq.errors import ConfigError
-from haq.policy import PROJECTION_RULES
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from haq.policy import Projector
-from haq.policy._project import bit_indices
+from haq.cost import Projector
+from haq.policy import grid_indices
 from haq.specs import LayerSpec
 
 STATIC_FEATURES = 8
@@ -114,8 +114,8 @@ class BitEnv:
     def _setup_budget_features(self) -> None:
         p = self.projector
         rows = np.arange(len(self.specs))
-        self._low = p.costs[:, rows, bit_indices(p.w_lo), bit_indices(p.a_lo)]
-        high = p.costs[:, rows, bit_indices(p.w_hi), bit_indices(p.a_hi)]
+        self._low = p.costs[:, rows, grid_indices(p.w_lo), grid_indices(p.a_lo)]
+        high = p.costs[:, rows, grid_indices(p.w_hi), grid_indices(p.a_hi)]
         cost_range = np.maximum(high - self._low, 0.0)
         total = cost_range.sum(axis=1, keepdims=True)
         share = np.where(total > 0, cost_range / np.where(total > 0, total, 1.0), 0.0)
@@ -126,7 +126,7 @@ class BitEnv:
         p = self.projector
         if not len(p.limits):
             return 0.0
-        now = p.costs[:, np.arange(len(w)), bit_indices(w), bit_indices(a)].sum(axis=1)
+        now = p.costs[:, np.arange(len(w)), grid_indices(w), grid_indices(a)].sum(axis=1)
         extra = now - self._low.sum(axis=1)
         used = np.where(self._room > 0, extra / np.where(self._room > 0, self._room, 1.0), 1.0)
         return float(np.clip(used, 0.0, 1.0).max())

@@ -37,26 +37,17 @@ It is not globally optimal in accuracy; the projection knows nothing about accur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from haq.cost._budget import Budget, within_limit
+from haq.cost._table import CostTable
 from haq.errors import BudgetInfeasibleError, PolicyError
-from haq.policy._policy import LayerBits, Policy
-from haq.policy._space import BitSpace
+from haq.policy import FLOAT_BITS as _FLOAT
+from haq.policy import GRID_SIZE, BitSpace, Policy, grid_indices, policy_from_bits
 from haq.specs import LayerSpec
 
-if TYPE_CHECKING:
-    from haq.cost import Budget, CostTable
-
 RULES = ("widest", "saving")  # which operand the decrease lowers first; see the docstring
-_REL_TOL = 1e-9  # as haq.cost.check_feasible: a budget at the minimum up to rounding is feasible
-_FLOAT = 0  # bits value of a float operand in bit arrays (as CostTable.evaluate_arrays takes)
-
-
-def bit_indices(bits: np.ndarray) -> np.ndarray:
-    """Bits (0 = float) -> cost-array index (bits-1, float -> 8)."""
-    return np.where(bits == _FLOAT, 8, bits - 1)
 
 
 class Projector:
@@ -89,8 +80,8 @@ class Projector:
         self.limits = np.array([float(b.resolve(table)) for b in budgets], dtype=np.float64)
         # savings are compared as fractions of each limit; a zero limit must not divide by zero
         self._scale = np.where(self.limits > 0, self.limits, 1.0)
-        # [metrics, layers, 9, 9]: per-layer cost of every (w, a) index pair
-        self.costs = np.zeros((len(self.metrics), len(specs), 9, 9))
+        # [metrics, layers, grid, grid]: per-layer cost of every (w, a) index pair
+        self.costs = np.zeros((len(self.metrics), len(specs), GRID_SIZE, GRID_SIZE))
         for k, metric in enumerate(self.metrics):
             self.costs[k] = np.asarray(table.full_array(metric), dtype=np.float64)
         self._rows = np.arange(len(self.specs))
@@ -126,7 +117,7 @@ class Projector:
         low = self.totals(self.w_lo, self.a_lo)[:, 0]
         for k, (metric, value, limit) in enumerate(zip(self.metrics, low, self.limits,
                                                        strict=True)):
-            if value <= limit * (1 + _REL_TOL):
+            if within_limit(value, limit):
                 # a budget set to the minimum may differ from it by float summation error only;
                 # the minimum is then the limit, so the all-minimum policy stays feasible
                 self.limits[k] = max(limit, value)
@@ -168,14 +159,12 @@ class Projector:
     def project(self, policy: Policy) -> Policy:
         """Project a ``Policy``; the result keeps the input's provenance."""
         w, a = self.project_arrays(*policy.arrays(self.specs))
-        layers = {s.name: LayerBits(int(wb) or None, int(ab) or None)
-                  for s, wb, ab in zip(self.specs, w, a, strict=True)}
-        return Policy(layers, dict(policy.provenance))
+        return policy_from_bits(self.specs, w, a, **policy.provenance)
 
     # -- steps 2 and 3 ----------------------------------------------------------------------------
     def _step_costs(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """Per-layer cost [metrics, layers] at bits (w, a); bits 0 (float) is index 8."""
-        return self.costs[:, self._rows, bit_indices(w), bit_indices(a)]
+        """Per-layer cost [metrics, layers] at bits (w, a) (0 = float)."""
+        return self.costs[:, self._rows, grid_indices(w), grid_indices(a)]
 
     def _decrease(self, w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         while True:

@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haq.cost import Budget, CostTable
+from haq.cost import Budget, CostTable, Projector, project
 from haq.errors import BudgetInfeasibleError, PolicyError
 from haq.policy import BitSpace, LayerBits, Policy
-from haq.policy._project import Projector, project
 from haq.specs import LayerSpec
 
 METRICS = ("latency", "energy")
