@@ -70,10 +70,10 @@ def test_cache_dir_none_and_default_location(tiny_specs, tmp_path, monkeypatch) 
 def test_third_party_model_registration(tiny_specs, monkeypatch) -> None:
     import numpy as np
 
-    from haq.cost import _base
+    from haq.cost import COST_MODELS
 
     available()  # load the built-ins, then register into a copy the test can throw away
-    monkeypatch.setattr(_base, "_REGISTRY", dict(_base._REGISTRY))
+    monkeypatch.setattr(COST_MODELS, "_entries", dict(COST_MODELS._entries))
 
     @register_cost_model("unit-test-macs", description="MACs only")
     class Macs(CostModel):

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from haq.policy import Policy
-from haq.search import SearchProblem, SearchResult, Strategy, available_strategies
-from haq.search._base import _STRATEGIES, register_strategy
+from haq.search import (
+    STRATEGIES,
+    SearchProblem,
+    SearchResult,
+    Strategy,
+    available_strategies,
+    register_strategy,
+)
 from haq.testing import ConformanceError, check_strategy, single_thread
 
 
@@ -56,8 +62,8 @@ def broken() -> Iterator[None]:
     register_strategy("test-over-budget")(_OverBudget)
     register_strategy("test-flaky")(_Flaky)
     yield
-    _STRATEGIES.pop("test-over-budget", None)
-    _STRATEGIES.pop("test-flaky", None)
+    STRATEGIES.remove("test-over-budget")
+    STRATEGIES.remove("test-flaky")
 
 
 def test_suite_rejects_a_strategy_that_ignores_the_budget(tmp_path: Path, broken: None) -> None:

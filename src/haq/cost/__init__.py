@@ -6,7 +6,15 @@ metric a policy may spend, absolutely or relative to W8A8, and are checked for f
 before any search starts.
 """
 
-from haq.cost._base import CostModel, Param, available, describe, get, register_cost_model
+from haq.cost._base import (
+    COST_MODELS,
+    CostModel,
+    Param,
+    available,
+    describe,
+    get,
+    register_cost_model,
+)
 from haq.cost._budget import (
     FEASIBILITY_RTOL,
     Budget,
@@ -21,7 +29,8 @@ from haq.cost._table import CostTable
 from haq.cost._units import METRIC_UNITS
 
 __all__ = [
-    "FEASIBILITY_RTOL", "METRIC_UNITS", "PROJECTION_RULES", "Budget", "CostModel", "CostTable",
+    "COST_MODELS", "FEASIBILITY_RTOL", "METRIC_UNITS", "PROJECTION_RULES", "Budget",
+    "CostModel", "CostTable",
     "Param", "Projector", "available", "budgets_met", "check_feasible", "describe", "get",
     "minimum_cost", "project", "register_cost_model", "within_limit",
 ]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from haq.cost._table import CostTable
 from haq.errors import CostModelError, HaqError
+from haq.registry import Registry
 from haq.specs import LayerSpec
 
 AUTO = "auto"
@@ -158,7 +159,11 @@ class _Entry:
     description: str
 
 
-_REGISTRY: dict[str, _Entry] = {}
+def _load_builtins() -> None:
+    from haq.cost import _proxies, _user, bismo, bitfusion  # noqa: F401 - registers models
+
+
+COST_MODELS: Registry[_Entry] = Registry("cost model", CostModelError, _load_builtins)
 
 
 def register_cost_model(name: str, *, description: str = "", **preset: Any
@@ -179,21 +184,16 @@ def register_cost_model(name: str, *, description: str = "", **preset: Any
         if bad:
             raise CostModelError(f"preset {name!r} sets unknown parameter(s) {bad} of "
                                  f"{cls.__name__}")
-        _REGISTRY[name] = _Entry(cls, dict(preset), description or (cls.__doc__ or "").split(
-            "\n")[0])
+        COST_MODELS.add(name, _Entry(cls, dict(preset),
+                                  description or (cls.__doc__ or "").split("\n")[0]))
         return cls
 
     return decorate
 
 
-def _load_builtins() -> None:
-    from haq.cost import _proxies, _user, bismo, bitfusion  # noqa: F401 - registers models
-
-
 def available() -> list[str]:
     """Names of every registered cost model."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return COST_MODELS.names()
 
 
 def get(name: str, **params: Any) -> CostModel:
@@ -202,21 +202,13 @@ def get(name: str, **params: Any) -> CostModel:
     Raises:
         CostModelError: unknown name or parameter, or an invalid parameter value.
     """
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise CostModelError(f"unknown cost model {name!r}; available: "
-                             f"{', '.join(available())}")
-    entry = _REGISTRY[name]
+    entry = COST_MODELS.get(name)
     return entry.cls(name, **{**entry.preset, **params})
 
 
 def describe(name: str) -> dict[str, Any]:
     """Description and parameters (name, default under this preset, help) of one model."""
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise CostModelError(f"unknown cost model {name!r}; available: "
-                             f"{', '.join(available())}")
-    entry = _REGISTRY[name]
+    entry = COST_MODELS.get(name)
     params = [{"name": p.name, "default": entry.preset.get(p.name, p.default),
                "type": p.type.__name__, "help": p.help} for p in (*entry.cls.PARAMS, CACHE_PARAM)]
     return {"name": name, "description": entry.description, "params": params}

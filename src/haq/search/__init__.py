@@ -12,6 +12,7 @@ import types
 from typing import Any
 
 from haq.search._base import (
+    STRATEGIES,
     EvalResult,
     SearchProblem,
     SearchResult,
@@ -58,6 +59,7 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
+    "STRATEGIES",
     "EvalResult",
     "SearchProblem",
     "SearchResult",

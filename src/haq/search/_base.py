@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from haq.errors import StrategyError
 from haq.policy import BitSpace, Policy
+from haq.registry import Registry
 from haq.specs import LayerSpec
 
 if TYPE_CHECKING:
@@ -105,15 +106,21 @@ class Strategy(ABC):
         """
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
+def _load_builtins() -> None:
+    from haq.search import _load_builtin_strategies
+
+    _load_builtin_strategies()
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", StrategyError, _load_builtins)
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     """Class decorator: make a strategy available to ``haq.search(..., strategy=name)``."""
 
     def decorate(cls: type[Strategy]) -> type[Strategy]:
+        STRATEGIES.add(name, cls)
         cls.name = name
-        _STRATEGIES[name] = cls
         return cls
 
     return decorate
@@ -121,20 +128,13 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 def get_strategy(name: str, **params: Any) -> Strategy:
     """Instantiate a registered strategy by name with its keyword parameters."""
-    from haq.search import _load_builtin_strategies
-
-    _load_builtin_strategies()
-    if name not in _STRATEGIES:
-        raise StrategyError(f"unknown strategy {name!r}; available: {available_strategies()}")
+    cls = STRATEGIES.get(name)
     try:
-        return _STRATEGIES[name](**params)
+        return cls(**params)
     except TypeError as err:
         raise StrategyError(f"strategy {name!r} does not take these parameters: {err}") from err
 
 
 def available_strategies() -> list[str]:
     """Names of every registered strategy, sorted."""
-    from haq.search import _load_builtin_strategies
-
-    _load_builtin_strategies()
-    return sorted(_STRATEGIES)
+    return STRATEGIES.names()
