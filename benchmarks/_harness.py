@@ -90,9 +90,10 @@ def budget_study_parser(doc: str, samples: int) -> argparse.ArgumentParser:
 def latency_budget_problem(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(budget, search problem, data splits) at the latency of uniform ``args.bits``-bit."""
     from haq.cost import Budget
-    from haq.search.compare import build_problem
+    from haq.data import load
+    from haq.search import build_problem
 
     budget = Budget("latency", 1.0, relative=True, reference=(args.bits, args.bits))
-    problem, splits = build_problem(args.model, "fashion-mnist", args.hardware, [budget],
-                                    seed=args.seed)
+    splits = load("fashion-mnist")
+    problem = build_problem(args.model, splits, args.hardware, [budget], seed=args.seed)
     return budget, problem, splits

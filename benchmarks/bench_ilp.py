@@ -24,8 +24,8 @@ import numpy as np
 
 from haq.cost import Budget, get
 from haq.models import create, example_input
-from haq.policy import BitSpace
-from haq.search._ilp import N_BITS, Constraint, solve_choice
+from haq.policy import GRID_SIZE, BitSpace
+from haq.search._ilp import Constraint, solve_choice
 from haq.specs import extract_specs
 from haq.testing import random_score_and_costs
 
@@ -39,7 +39,7 @@ except ImportError:  # run from another directory
 def synthetic(seed: int) -> tuple[np.ndarray, np.ndarray, list[Constraint]]:
     rng = np.random.default_rng(seed)
     score, costs = random_score_and_costs(100, rng, n_costs=2)
-    mask = np.zeros((100, N_BITS, N_BITS), dtype=bool)
+    mask = np.zeros((100, GRID_SIZE, GRID_SIZE), dtype=bool)
     mask[:, :8, :8] = True
     cons = []
     for m, cost in enumerate(costs):
@@ -51,7 +51,7 @@ def synthetic(seed: int) -> tuple[np.ndarray, np.ndarray, list[Constraint]]:
 
 def mobilenet(seed: int, specs, table) -> tuple[np.ndarray, np.ndarray, list[Constraint]]:
     rng = np.random.default_rng(seed)
-    bits = np.arange(1, N_BITS + 1, dtype=np.float64)
+    bits = np.arange(1, GRID_SIZE + 1, dtype=np.float64)
     sw = rng.uniform(0.2, 5.0, size=len(specs))[:, None] * 4.0 ** -bits[None]
     sa = rng.uniform(0.2, 5.0, size=len(specs))[:, None] * 4.0 ** -bits[None]
     sw[:, -1] = sa[:, -1] = 0.0  # float

@@ -25,6 +25,7 @@ import torch
 import haq
 from haq.data import load
 from haq.models import create, info
+from haq.search import EvalConfig
 from haq.search.rl import HaqConfig
 
 try:
@@ -67,8 +68,9 @@ def main() -> None:
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
     result = haq.search(model, data, "bismo-edge", {"latency": "0.5"}, "haq",
-                        episodes=args.episodes, eval_samples=args.eval_samples,
-                        finetune_steps=args.finetune_steps, run_dir=run_dir, seed=0,
+                        episodes=args.episodes,
+                        evaluation=EvalConfig(args.eval_samples, args.finetune_steps),
+                        run_dir=run_dir, seed=0,
                         progress=progress)
     total = time.perf_counter() - start
     records = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]

@@ -31,8 +31,8 @@ from _harness import Results
 from haq.cost import Budget
 from haq.policy import BitSpace, Policy, policy_from_record
 from haq.quantize import QuantConfig
-from haq.search._rescore import Rescore
-from haq.search.compare import Entry, build_problem, compare, final_scorer, uniform_policy
+from haq.search import FinalConfig, RescoreConfig, build_problem, final_scorer
+from haq.search.compare import Entry, compare, uniform_policy
 
 EXPERIMENTS = {
     # name: (metric, default hardware, weights_only)
@@ -113,12 +113,14 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
     name, _, mode = hardware.partition(":")  # "bismo-edge:textbook" = a BISMO mode
     table = haq.cost.get(name, **({"mode": mode} if mode else {})).table(specs)
     budget = _budget(table, specs, metric, bits, weights_only)
-    problem, splits = build_problem(model, "fashion-mnist", table, [budget], space=space,
-                                    quant_config=quant, seed=args.seed)
-    score = cached_scorer(results, final_scorer(problem, splits, args.finetune_epochs,
-                                                quant_config=quant, seed=args.seed,
-                                                steps=args.finetune_steps,
-                                                distill=args.distill), model, quant, args)
+    from haq.data import load
+
+    splits = load("fashion-mnist")
+    problem = build_problem(model, splits, table, [budget], space=space, quant_config=quant,
+                            seed=args.seed)
+    final = FinalConfig(args.finetune_epochs, args.finetune_steps, args.distill)
+    score = cached_scorer(results, final_scorer(problem, splits.test, final, seed=args.seed),
+                          model, quant, args)
     for strategy in todo:
         start = time.perf_counter()
         # "haq@300" = haq with 300 episodes, a separate row beside the default count
@@ -131,7 +133,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
         else:
             entry = compare(problem, [name], final_score=score, params=params,
                             uniform_bits=(), seed=args.seed,
-                            rescore=Rescore(args.rescore_top, args.rescore_steps)).entries[0]
+                            rescore=RescoreConfig(args.rescore_top, args.rescore_steps)).entries[0]
         key = row_key(args, experiment, model, hardware, bits, strategy)
         rescored = entry.details.get("rescored") or []
         if rescored:  # ablation: the search's own best episode, with the same final fine-tune

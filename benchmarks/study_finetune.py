@@ -25,7 +25,7 @@ from haq.finetune import TrainConfig, evaluate, final_finetune_config, finetune
 from haq.models import create, example_input
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
-from haq.search.api import CALIBRATION_BATCH
+from haq.search import CALIBRATION_BATCH
 from haq.specs import extract_specs
 
 try:

@@ -34,8 +34,8 @@ from scipy.stats import spearmanr
 from haq.cost import Projector
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
+from haq.search import FinalConfig, final_scorer
 from haq.search._evaluator import EpisodeEvaluator
-from haq.search.compare import final_scorer
 
 try:
     from _harness import Results, budget_study_parser, latency_budget_problem
@@ -75,7 +75,7 @@ def main() -> None:
     scores: dict[str, list[float]] = {name: [] for name in evaluators}
     seconds: dict[str, list[float]] = {name: [] for name in evaluators}
     if args.final:
-        scorer = final_scorer(problem, splits, 1, seed=args.seed, steps=100)
+        scorer = final_scorer(problem, splits.test, FinalConfig(1, steps=100), seed=args.seed)
         scores["final"], seconds["final"] = [], []
     for index, policy in enumerate(policies):
         for name, evaluator in evaluators.items():

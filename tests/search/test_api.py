@@ -15,6 +15,7 @@ from haq.errors import BudgetInfeasibleError
 from haq.finetune import TrainConfig, evaluate, train
 from haq.policy import Policy
 from haq.quantize import QuantConfig
+from haq.search import EvalConfig, FinalConfig, RescoreConfig
 from haq.search._evaluator import EpisodeEvaluator
 from haq.specs import extract_specs
 
@@ -64,7 +65,7 @@ def test_search_scores_on_heldout_not_on_training_data(trained, tmp_path) -> Non
     bad = DataSplits("synthetic", data.train, wrong, data.test, 4, data.input_shape,
                      data.classes)
     result = haq.search(model, bad, "bops", {"bops": "0.5"}, "random", episodes=3,
-                        quant_config=FAST, eval_samples=None)
+                        quant_config=FAST, evaluation=EvalConfig(samples=None))
     assert result.extra["float_accuracy"] < 10.0  # held-out labels are all wrong
     assert max(h["accuracy"] for h in result.history) < 30.0
 
@@ -75,7 +76,7 @@ def test_search_writes_a_reloadable_best_policy_and_meets_every_budget(trained, 
     budgets = [Budget.parse("latency", "0.6"), Budget.parse("size", "0.5")]
     result = haq.search(model, data, "bismo-edge", budgets, "haq", episodes=6, warmup=3,
                         hidden=16, quant_config=FAST, run_dir=tmp_path, seed=3,
-                        final_finetune_epochs=1, eval_samples=64)
+                        final=FinalConfig(epochs=1), evaluation=EvalConfig(64))
     specs = extract_specs(model, data.train[0][0][None])
     saved = Policy.load(tmp_path / "best_policy.json", specs)
     assert saved == result.best
@@ -104,11 +105,13 @@ def test_an_infeasible_budget_is_refused_before_any_episode(trained, tmp_path) -
 
 
 def test_rescore_ranks_the_best_episodes_after_recovery_and_resumes(trained, tmp_path) -> None:
-    from haq.search._rescore import RESCORE, candidates
+    from haq.runs import RESCORE
+    from haq.search._rescore import candidates
 
     model, data = trained
     run = tmp_path / "run"
-    kwargs = dict(quant_config=FAST, eval_samples=32, rescore_top=3, rescore_steps=2, seed=1)
+    kwargs = dict(quant_config=FAST, evaluation=EvalConfig(32), rescore=RescoreConfig(3, 2),
+                  seed=1)
     result = haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=8,
                         run_dir=run, **kwargs)
     picked = candidates(result.history, 3)
@@ -143,7 +146,7 @@ def test_rescore_settings_are_checked_before_the_search(trained) -> None:
     model, data = trained
     with pytest.raises(ConfigError, match="rescore needs"):
         haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=2,
-                   rescore_top=3, rescore_steps=0)
+                   rescore=RescoreConfig(top=3, steps=0))
 
 
 def test_batchnorm_reestimate_averages_what_the_layer_sees_and_is_undone() -> None:

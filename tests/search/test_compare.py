@@ -72,17 +72,17 @@ def test_compare_needs_a_budget() -> None:
 def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> None:
     from haq.cost import Budget
     from haq.data import synthetic
-    from haq.search.compare import build_problem, final_scorer
+    from haq.search import EvalConfig, build_problem, final_scorer
     from haq.testing._problems import INPUT_SHAPE, NUM_CLASSES, _batches, tiny_model, train_tiny
 
     splits = synthetic(num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE, noise=1.5, seed=0)
     x, y = splits.train.tensors
     model = train_tiny(tiny_model(0), _batches(x, y, 64))
-    problem, got_splits = build_problem(model, splits, "bops",
-                                        [Budget("bops", 0.4, relative=True)], eval_samples=64)
-    assert got_splits is splits and problem.float_accuracy > 50
+    problem = build_problem(model, splits, "bops", [Budget("bops", 0.4, relative=True)],
+                            evaluation=EvalConfig(64))
+    assert problem.float_accuracy > 50
     assert isinstance(problem.calibration[0], list | tuple)  # (x, y) loader batches
-    result = compare(problem, ["ohq", "hgq"], final_score=final_scorer(problem, splits, 0),
+    result = compare(problem, ["ohq", "hgq"], final_score=final_scorer(problem, splits.test),
                      params={"ohq": {"bn_steps": 3}, "hgq": {"epochs": 1}},
                      uniform_bits=(4,), run_root=tmp_path / "runs")
     assert [e.error for e in result.strategies()] == [None, None]
@@ -91,19 +91,18 @@ def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> Non
 
 
 def test_final_scorer_caps_the_fine_tune_at_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    import haq.finetune
     from haq.policy import Policy
-    from haq.search.compare import final_scorer
+    from haq.search import FinalConfig, _final, final_scorer
 
     problem = tiny_problem(seed=0, evaluate=False)
     seen = []
-    monkeypatch.setattr(haq.finetune, "finetune",
-                        lambda model, data, cfg, teacher: seen.append((cfg, teacher)))
-    monkeypatch.setattr(haq.finetune, "evaluate", lambda model, data: 42.0)
-    splits = type("Splits", (), {"train": None, "test": None})()
-    score = final_scorer(problem, splits, 2, steps=7)
+    monkeypatch.setattr(_final, "finetune",
+                        lambda model, data, cfg, teacher: seen.append((cfg, data, teacher)))
+    monkeypatch.setattr(_final, "evaluate", lambda model, data: 42.0)
+    score = final_scorer(problem, None, FinalConfig(epochs=2, steps=7))
     assert score(Policy.uniform(problem.specs, 8, 8)) == 42.0
-    # distilled from the problem's float model unless told otherwise
-    assert [(c.epochs, c.steps, c.distill, t) for c, t in seen] == [(2, 7, 1.0, problem.model)]
-    final_scorer(problem, splits, 1, distill=0.0)(Policy.uniform(problem.specs, 8, 8))
+    # on the problem's training data, distilled from its float model unless told otherwise
+    assert [(c.epochs, c.steps, c.distill, d, t) for c, d, t in seen] == [
+        (2, 7, 1.0, problem.train_data, problem.model)]
+    final_scorer(problem, None, FinalConfig(1, distill=0.0))(Policy.uniform(problem.specs, 8, 8))
     assert seen[-1][0].distill == 0.0

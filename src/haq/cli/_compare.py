@@ -54,18 +54,19 @@ def compare(
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
+    from haq.data import load
     from haq.models import info
     from haq.policy import BitSpace
-    from haq.search._rescore import Rescore
-    from haq.search.compare import build_problem, compare, final_scorer, write_comparison
+    from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
+    from haq.search.compare import compare, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
     with console.status("building the problem (specs, cost table, calibration)..."):
-        problem, splits = build_problem(
-            model, info(model).dataset, cost, _budgets(latency, energy, size),
-            space=BitSpace((min_bits, 8), (min_bits, 8)), finetune_steps=finetune_steps,
-            eval_samples=eval_samples, seed=seed)
+        splits = load(info(model).dataset)
+        problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
+                                space=BitSpace((min_bits, 8), (min_bits, 8)),
+                                evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
     params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
     console.print(f"{model}: {len(problem.specs)} layers, float held-out accuracy "
@@ -82,10 +83,11 @@ def compare(
                           + "  ".join(f"{m} {_fmt(v)}" for m, v in info["costs"].items())
                           + timing)
 
-    scorer = final_scorer(problem, splits, finetune_epochs, seed=seed, distill=finetune_distill)
+    final = FinalConfig(finetune_epochs, distill=finetune_distill)
+    scorer = final_scorer(problem, splits.test, final, seed=seed)
     result = compare(problem, names, final_score=scorer,
                      params=params, seed=seed, run_root=out / "runs", resume=resume,
-                     rescore=Rescore(rescore_top, rescore_steps), progress=report)
+                     rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
     paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
     view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
     for column in ("name", "test top-1 (%)", *(f"{m} ({u})" for m, u in result.units.items()),

@@ -147,7 +147,8 @@ def search(
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.errors import ConfigError
     from haq.policy import BitSpace
-    from haq.search.api import search as run_search
+    from haq.search import EvalConfig, FinalConfig, RescoreConfig
+    from haq.search import search as run_search
 
     given = dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True))
     budgets = {m: text for m, text in given.items() if text is not None}
@@ -165,11 +166,11 @@ def search(
         units.update(METRIC_UNITS)
         result = run_search(net, data_name, hardware, budgets, strategy, specs=specs,
                             space=BitSpace((min_bits, max_bits), (min_bits, max_bits)),
+                            evaluation=EvalConfig(eval_samples, finetune_steps),
+                            rescore=RescoreConfig(rescore_top, rescore_steps),
+                            final=FinalConfig(finetune_epochs, distill=finetune_distill),
                             episodes=episodes, seed=seed, run_dir=run_dir, resume=resume,
-                            finetune_steps=finetune_steps, final_finetune_epochs=finetune_epochs,
-                            final_distill=finetune_distill,
-                            eval_samples=eval_samples, rescore_top=rescore_top,
-                            rescore_steps=rescore_steps, preset=preset, pin_ends=pin_ends,
+                            preset=preset, pin_ends=pin_ends,
                             progress=progress, **_params(param))
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")
@@ -177,7 +178,8 @@ def search(
     for metric, value in result.costs.items():
         console.print(f"{metric:8s} {value:.6g} {units.get(metric, '')}")
     if "test_accuracy" in result.extra:
-        console.print(f"test top-1 after fine-tune  {result.extra['test_accuracy']:.2f}% (float "
+        how = "after fine-tune" if finetune_epochs else "post-training"
+        console.print(f"test top-1 {how}  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
     _record_command(run_dir)
     console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
@@ -205,9 +207,9 @@ def _record_command(run_dir: Path) -> None:
     import shlex
     import sys
 
-    from haq.runs import atomic_write_text
+    from haq.runs import RunLayout, atomic_write_text
 
-    path = run_dir / "result.json"
+    path = RunLayout(run_dir).result
     if path.exists():
         data = json.loads(path.read_text())
         data["command"] = "haq " + shlex.join(sys.argv[1:])

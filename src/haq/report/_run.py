@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from haq.errors import RunError
-from haq.policy import LayerBits, Policy
+from haq.policy import Policy, policy_from_record
 from haq.report._page import SummaryRow, write_report
+from haq.runs import Journal, RunLayout
 from haq.specs import LayerSpec
-
-SPECS, TABLE, RESULT = "specs.json", "cost_table.json", "result.json"
 
 
 def _read_json(path: Path) -> Any:
@@ -27,35 +26,16 @@ def _read_json(path: Path) -> Any:
         raise RunError(f"cannot read {path} ({err}); was this run written by haq search?") from err
 
 
-def _journal(run_dir: Path) -> list[dict[str, Any]]:
-    """Journal records, read-only: a torn last line is skipped here, never repaired."""
-    records = []
-    path = run_dir / "journal.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
-
-
 def _best_from_journal(history: list[dict[str, Any]], specs: list[LayerSpec]) -> Policy | None:
     done = [h for h in history if h.get("state") == "complete" and h.get("reward") is not None]
     if not done:
         return None
-    best = max(done, key=lambda h: h["reward"])
-    bits = best["policy"]
-    return Policy({s.name: LayerBits(w, a)
-                   for s, w, a in zip(specs, bits["w_bits"], bits["a_bits"], strict=True)})
+    return policy_from_record(specs, max(done, key=lambda h: h["reward"]))
 
 
-def _rescore_notes(run_dir: Path) -> list[str]:
+def _rescore_notes(layout: RunLayout) -> list[str]:
     """One line per re-ranked candidate (``rescore.jsonl``), if the search re-ranked."""
-    path = run_dir / "rescore.jsonl"
-    if not path.exists():
-        return []
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = Journal(layout.rescore).read(repair=False)
     if not entries:
         return []
     lines = [f"re-ranked the {len(entries)} best episodes after {entries[0]['steps']} recovery "
@@ -87,17 +67,18 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     from haq.cost import CostTable, get
 
     run_dir = Path(run_dir)
-    if not (run_dir / "meta.json").exists():
-        raise RunError(f"{run_dir} is not a haq run directory (no meta.json); pass the --run "
-                       "directory of a `haq search`")
-    meta = _read_json(run_dir / "meta.json")
-    raw_specs = meta.get("specs") or _read_json(run_dir / SPECS)
+    layout = RunLayout(run_dir)
+    if not layout.meta.exists():
+        raise RunError(f"{run_dir} is not a haq run directory (no {layout.meta.name}); pass the "
+                       "--run directory of a `haq search`")
+    meta = _read_json(layout.meta)
+    raw_specs = meta.get("specs") or _read_json(layout.specs)
     specs = [LayerSpec.from_dict(s) for s in raw_specs]
-    table = CostTable.load(run_dir / TABLE)
-    history = _journal(run_dir)
-    result = _read_json(run_dir / RESULT) if (run_dir / RESULT).exists() else {}
-    if (run_dir / "best_policy.json").exists():
-        policy = Policy.load(run_dir / "best_policy.json", specs)
+    table = CostTable.load(layout.cost_table)
+    history = Journal(layout.journal).read(repair=False)  # read-only: never repairs a torn line
+    result = _read_json(layout.result) if layout.result.exists() else {}
+    if layout.best_policy.exists():
+        policy = Policy.load(layout.best_policy, specs)
     else:
         policy = _best_from_journal(history, specs)
     if policy is None:
@@ -116,10 +97,10 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     notes = [f"run `{run_dir}`; strategy `{meta.get('identity', {}).get('strategy', '?')}`",
              f"budgets: {', '.join(result.get('budgets', [])) or 'see meta.json'}",
              f"episodes journalled: {len(history)}"]
-    notes += _rescore_notes(run_dir)
+    notes += _rescore_notes(layout)
     if result.get("command"):
         notes.append(f"command: `{result['command']}`")
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out = Path(out_dir) if out_dir is not None else layout.report
     return write_report(out, specs=specs, table=table, policy=policy, metric=metric, rows=rows,
                         history=history, title=f"haq report: {meta.get('model', run_dir.name)}",
                         notes=notes, summary_units={**table.units, **size.units})

@@ -2,11 +2,20 @@
 
 from haq.runs._atomic import atomic_write, atomic_write_text
 from haq.runs._journal import Journal
-from haq.runs._store import (
+from haq.runs._layout import (
     BEST,
     CHECKPOINT,
+    COST_TABLE,
+    FINAL_MODEL,
     JOURNAL,
     META,
+    REPORT,
+    RESCORE,
+    RESULT,
+    SPECS,
+    RunLayout,
+)
+from haq.runs._store import (
     RunStore,
     holds_run,
     provenance,
@@ -14,7 +23,8 @@ from haq.runs._store import (
 )
 
 __all__ = [
-    "BEST", "CHECKPOINT", "JOURNAL", "META",
+    "BEST", "CHECKPOINT", "COST_TABLE", "FINAL_MODEL", "JOURNAL", "META", "REPORT", "RESCORE",
+    "RESULT", "SPECS", "RunLayout",
     "Journal", "RunStore", "atomic_write", "atomic_write_text", "holds_run", "provenance",
     "refuse_overwrite",
 ]

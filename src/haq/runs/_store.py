@@ -27,8 +27,8 @@ import torch
 from haq.errors import RunError
 from haq.runs._atomic import atomic_write, atomic_write_text
 from haq.runs._journal import Journal
+from haq.runs._layout import CHECKPOINT, JOURNAL, META
 
-META, JOURNAL, CHECKPOINT, BEST = "meta.json", "journal.jsonl", "checkpoint.pt", "best_policy.json"
 FORMAT_VERSION = 1
 
 

@@ -38,11 +38,17 @@ def _load_builtin_strategies() -> None:
         importlib.import_module(module)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "search":  # the public verb, imported lazily: it pulls in every stage
-        from haq.search.api import search
+# public names imported lazily (they pull in torch, data and every stage): name -> module
+_LAZY = {"search": "haq.search.api", "run_strategy": "haq.search.api",
+         "build_problem": "haq.search._problem", "EvalConfig": "haq.search._problem",
+         "table_hash": "haq.search._problem",
+         "CALIBRATION_BATCH": "haq.search._problem", "FinalConfig": "haq.search._final",
+         "final_scorer": "haq.search._final", "RescoreConfig": "haq.search._rescore"}
 
-        return search
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'haq.search' has no attribute {name!r}")
 
 
@@ -59,13 +65,21 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
+    "CALIBRATION_BATCH",
     "STRATEGIES",
+    "EvalConfig",
     "EvalResult",
+    "FinalConfig",
+    "RescoreConfig",
     "SearchProblem",
     "SearchResult",
     "Strategy",
     "available_strategies",
+    "build_problem",
+    "final_scorer",
     "get_strategy",
     "register_strategy",
+    "run_strategy",
     "search",
+    "table_hash",
 ]

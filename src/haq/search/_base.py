@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from haq.cost import Budget, CostTable
+    from haq.quantize import QuantConfig
 
 
 @dataclass
@@ -59,6 +60,8 @@ class SearchProblem:
             ``evaluate`` may score only part of it.
         provenance: JSON-able facts about where the problem came from (model, dataset, cost
             model + parameters, ``table_hash``); run journals and result policies record it.
+        quant_config: the quantizer ``evaluate`` uses; re-scoring and the final test score
+            quantize the same way (``QuantConfig()`` when ``None``).
     """
 
     specs: Sequence[LayerSpec]
@@ -72,6 +75,7 @@ class SearchProblem:
     train_data: Any = None
     heldout: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    quant_config: QuantConfig | None = None
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Written before the strategy runs (a killed run can be reported): ``specs.json`` (the traced
 layers) and ``cost_table.json`` (the table every cost was priced with). Written at the end:
-``best_policy.json`` and ``result.json`` (accuracies, costs, budgets). Strategies that keep no
-journal get a ``meta.json`` here too.
+``best_policy.json`` and ``result.json`` (accuracies, costs, budgets, search seconds and
+evaluations). Strategies that keep no journal get a ``meta.json`` here too.
 """
 
 from __future__ import annotations
@@ -13,38 +13,47 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from haq.cost import Budget, CostTable
-from haq.runs import META, RunStore, atomic_write_text
-from haq.search._base import SearchResult
+from haq.cost import CostTable
+from haq.runs import RunLayout, RunStore, atomic_write_text
+from haq.search._base import SearchProblem, SearchResult
 from haq.specs import LayerSpec
 
-SPECS, TABLE, RESULT = "specs.json", "cost_table.json", "result.json"
+# result.extra keys copied into result.json (test_* are on the test split, the rest held-out)
+_EXTRA = ("float_accuracy", "w8a8_accuracy", "test_accuracy", "float_test_accuracy",
+          "final_finetune")
 
 
 def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable) -> None:
+    layout = RunLayout(path)
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path / SPECS, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
-    table.save(path / TABLE)
+    atomic_write_text(layout.specs, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
+    table.save(layout.cost_table)
 
 
-def write_outputs(path: Path, result: SearchResult, budgets: Sequence[Budget], table: CostTable,
-                  strategy: str, seed: int, provenance: dict[str, Any]) -> None:
-    """``best_policy.json``, ``result.json``, and ``meta.json`` if the strategy wrote none."""
-    if not (path / META).exists():
-        RunStore.open(path, {"strategy": strategy, "seed": seed, "problem": provenance},
-                      info={"model": provenance.get("model"),
-                            "dataset": provenance.get("dataset")})
-    result.best.save(path / "best_policy.json")
-    extra = result.extra
-    summary = {
+def result_summary(result: SearchResult, problem: SearchProblem, strategy: str,
+                   seed: int) -> dict[str, Any]:
+    """What ``result.json`` holds (JSON-able)."""
+    budgets, table = problem.budgets, problem.table
+    return {
         "strategy": strategy, "seed": seed, "metric": budgets[0].metric if budgets else None,
         "budgets": [b.describe() for b in budgets],
         "limits": {b.metric: b.resolve(table) for b in budgets},
         "units": dict(table.units), "best_accuracy": result.best_accuracy,
-        "costs": result.costs, "evaluations": result.evaluations,
-        "episodes": len(result.history), "seconds": result.seconds,
+        "costs": result.costs, "search_seconds": result.seconds,
+        "evaluations": result.evaluations, "episodes": len(result.history),
         "policy": result.best.summary(),
-        **{k: extra.get(k) for k in ("float_accuracy", "w8a8_accuracy", "test_accuracy",
-                                     "float_test_accuracy")},
+        **{k: result.extra[k] for k in _EXTRA if k in result.extra},
     }
-    atomic_write_text(path / RESULT, json.dumps(summary, indent=2) + "\n")
+
+
+def write_outputs(path: Path, result: SearchResult, problem: SearchProblem, strategy: str,
+                  seed: int) -> None:
+    """``best_policy.json``, ``result.json``, and ``meta.json`` if the strategy wrote none."""
+    layout, provenance = RunLayout(path), problem.provenance
+    if not layout.meta.exists():
+        RunStore.open(path, {"strategy": strategy, "seed": seed, "problem": provenance},
+                      info={"model": provenance.get("model"),
+                            "dataset": provenance.get("dataset")})
+    result.best.save(layout.best_policy)
+    summary = result_summary(result, problem, strategy, seed)
+    atomic_write_text(layout.result, json.dumps(summary, indent=2) + "\n")

@@ -23,15 +23,13 @@ from typing import Any
 
 from haq.errors import ConfigError
 from haq.policy import policy_from_record, record_key
-from haq.runs import Journal
+from haq.runs import Journal, RunLayout
 from haq.search._base import Progress, SearchProblem, SearchResult
 from haq.search._evaluator import EpisodeEvaluator
 
-RESCORE = "rescore.jsonl"
-
 
 @dataclasses.dataclass(frozen=True)
-class Rescore:
+class RescoreConfig:
     """How many of the best episodes to re-score, and how long each recovers.
 
     Attributes:
@@ -66,7 +64,7 @@ def candidates(history: Sequence[dict[str, Any]], top: int) -> list[dict[str, An
     return list(chosen.values())
 
 
-def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, seed: int,
+def rescore(problem: SearchProblem, result: SearchResult, settings: RescoreConfig, *, seed: int,
             run_dir: Path | None = None, progress: Progress | None = None) -> SearchResult:
     """Return ``result`` with ``best`` replaced by the best candidate after recovery.
 
@@ -87,7 +85,7 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, 
     chosen = {record_key(r): r for r in candidates(result.history, settings.top)}
     if len(chosen) < 2:
         return result  # nothing to choose between
-    journal = Journal(run_dir / RESCORE) if run_dir is not None else None
+    journal = Journal(RunLayout(run_dir).rescore) if run_dir is not None else None
     previous = journal.read() if journal is not None and journal.path.exists() else []
     done = {record_key(r): r for r in previous if r.get("steps") == settings.steps}
     evaluator: EpisodeEvaluator | None = None
@@ -129,5 +127,7 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: Rescore, *, 
 def _quant_config(problem: SearchProblem) -> Any:
     from haq.quantize import QuantConfig
 
+    if problem.quant_config is not None:
+        return problem.quant_config
     config = problem.provenance.get("quant_config")
     return QuantConfig.from_dict(config) if config else QuantConfig()

@@ -1,156 +1,122 @@
 """``haq.search(...)``: one call from a float model to the best feasible bit policy.
 
-The stages, in order: resolve inputs (names -> objects), trace specs, build the cost table,
-resolve and check the budgets, measure float held-out accuracy, build the episode evaluator,
-run the strategy (journalled if ``run_dir``), save the best policy, and optionally fine-tune it
-and report its test accuracy. Each stage lives elsewhere; this module only wires them.
+``search`` = ``build_problem`` (inputs -> ``SearchProblem``) + ``run_strategy`` (the strategy,
+timed and its evaluations counted) + re-scoring + the final test score + the run directory's
+files. Each stage lives elsewhere; this module only wires them.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
-from haq.cost import Budget, CostModel, CostTable, check_feasible
-from haq.data import DataSplits, loader
-from haq.errors import ConfigError
-from haq.finetune import evaluate, final_finetune_config, finetune
+from haq.cost import Budget, CostModel, CostTable
+from haq.data import DataSplits
+from haq.finetune import evaluate
 from haq.policy import BitSpace, Policy
-from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
-from haq.runs import atomic_write, refuse_overwrite
-from haq.search._base import Progress, SearchProblem, SearchResult, get_strategy
-from haq.search._evaluator import EpisodeEvaluator
+from haq.quantize import QuantConfig
+from haq.runs import RunLayout, atomic_write, refuse_overwrite
+from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
+from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
-from haq.search._rescore import Rescore, rescore
-from haq.specs import LayerSpec, extract_specs
+from haq.search._problem import EvalConfig, build_problem, resolve_data
+from haq.search._rescore import RescoreConfig
+from haq.search._rescore import rescore as rescore_result
+from haq.specs import LayerSpec
 
-CALIBRATION_BATCH = 128
-_GENERIC_METRICS = ("size", "bops")  # priced from the specs alone, on any hardware
-
-
-def table_hash(table: CostTable) -> str:
-    """Content hash of a cost table (values and units), recorded with every run."""
-    digest = hashlib.sha256()
-    for metric in sorted(table.values):
-        digest.update(f"{metric}:{table.units[metric]}".encode())
-        digest.update(np.ascontiguousarray(table.values[metric]).tobytes())
-    digest.update("|".join(table.layer_names).encode())
-    return digest.hexdigest()[:24]
+# keyword -> (config group, field): the flat keywords of haq 0.1.0, kept for one version
+_LEGACY = {"eval_samples": ("evaluation", "samples"),
+           "finetune_steps": ("evaluation", "finetune_steps"),
+           "final_finetune_epochs": ("final", "epochs"),
+           "final_finetune_steps": ("final", "steps"), "final_distill": ("final", "distill"),
+           "rescore_top": ("rescore", "top"), "rescore_steps": ("rescore", "steps")}
 
 
-def _model(model: nn.Module | str) -> tuple[nn.Module, str]:
-    if isinstance(model, str):
-        from haq.models import create
+class _Counted:
+    """``problem.evaluate`` wrapped to count the policies scored on held-out data."""
 
-        return create(model, pretrained=True), model
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
-    return model, type(model).__name__
+    def __init__(self, evaluate: Any) -> None:
+        self.evaluate, self.calls = evaluate, 0
 
-
-def _data(data: DataSplits | str) -> DataSplits:
-    if isinstance(data, str):
-        from haq.data import load
-
-        return load(data)
-    if not isinstance(data, DataSplits):
-        raise ConfigError("data must be a haq.data.DataSplits or a dataset name "
-                          f"({', '.join(['fashion-mnist', 'digits', 'synthetic'])})")
-    return data
+    def __call__(self, policy: Policy) -> EvalResult:
+        self.calls += 1
+        return self.evaluate(policy)
 
 
-def _table(cost_model: CostModel | CostTable | str, specs: Sequence[LayerSpec],
-           budgets: Sequence[Budget]) -> CostTable:
-    """The hardware's table, plus the hardware-independent metrics (size, BOPs) it lacks and a
-    budget asks for, so ``--latency 0.5 --size 0.25`` works on any accelerator."""
-    from haq.cost import get
+def run_strategy(problem: SearchProblem, strategy: str, params: Mapping[str, Any] | None = None,
+                 *, seed: int = 0, run_dir: Path | None = None, resume: bool = False,
+                 progress: Progress | None = None) -> SearchResult:
+    """Run one registered strategy on ``problem``, measured the same way for every strategy.
 
-    if not isinstance(cost_model, CostTable):
-        cost_model = (get(cost_model) if isinstance(cost_model, str) else cost_model)
-        table = cost_model.table(specs)
-    else:
-        table = cost_model
-    extra = [b.metric for b in budgets if b.metric not in table.metrics
-             and b.metric in _GENERIC_METRICS]
-    if not extra:
-        return table
-    values, units = dict(table.values), dict(table.units)
-    for metric in dict.fromkeys(extra):
-        generic = get(metric).table(specs)
-        values[metric], units[metric] = generic.values[metric], generic.units[metric]
-    return CostTable(list(table.layer_names), values, units,
-                     {**table.source, "added_metrics": sorted(set(extra))})
+    ``result.seconds`` becomes the wall-clock of the run and ``result.evaluations`` the number
+    of policies scored with ``problem.evaluate`` during it (a resumed run counts only what it
+    scored after resuming; replayed journal lines cost nothing).
+    """
+    runner = get_strategy(strategy, **dict(params or {}))
+    counted = _Counted(problem.evaluate) if problem.evaluate is not None else None
+    start = time.perf_counter()
+    result = runner.run(dataclasses.replace(problem, evaluate=counted), seed=seed,
+                        run_dir=run_dir, resume=resume, progress=progress)
+    result.seconds = time.perf_counter() - start
+    result.evaluations = 0 if counted is None else counted.calls
+    return result
 
 
-def _budgets(budgets: Sequence[Budget] | Mapping[str, str]) -> list[Budget]:
-    if isinstance(budgets, Mapping):
-        return [Budget.parse(metric, str(text)) for metric, text in budgets.items()]
-    return list(budgets)
-
-
-def _space(space: BitSpace | None, preset: str, pin_ends: bool | None,
-           specs: Sequence[LayerSpec]) -> BitSpace:
-    space = space or BitSpace()
-    if pin_ends if pin_ends is not None else preset == "paper":
-        space = space.pin_ends(specs)
-    return space
+def _configs(legacy: dict[str, Any], evaluation: EvalConfig | None, final: FinalConfig | None,
+             rescore: RescoreConfig | None
+             ) -> tuple[EvalConfig, FinalConfig, RescoreConfig]:
+    """The three config objects, with haq 0.1.0's flat keywords folded in (deprecated)."""
+    groups: dict[str, Any] = {"evaluation": evaluation or EvalConfig(),
+                              "final": final or FinalConfig(),
+                              "rescore": rescore or RescoreConfig()}
+    for key, value in legacy.items():
+        group, name = _LEGACY[key]
+        warnings.warn(f"haq.search({key}=...) is deprecated; pass {group}="
+                      f"{type(groups[group]).__name__}({name}=...)", DeprecationWarning,
+                      stacklevel=3)
+        groups[group] = dataclasses.replace(groups[group], **{name: value})
+    return groups["evaluation"], groups["final"], groups["rescore"]
 
 
 def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel | CostTable | str,
            budgets: Sequence[Budget] | Mapping[str, str], strategy: str = "haq", *,
            specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
-           quant_config: QuantConfig | None = None, episodes: int | None = None, seed: int = 0,
-           run_dir: str | Path | None = None, resume: bool = False, finetune_steps: int = 0,
-           final_finetune_epochs: int = 0, final_finetune_steps: int | None = None,
-           final_distill: float = 1.0,
-           eval_samples: int | None = 1000, rescore_top: int = 0, rescore_steps: int = 50,
-           preset: str = "default", pin_ends: bool | None = None,
+           quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
+           rescore: RescoreConfig | None = None, final: FinalConfig | None = None,
+           episodes: int | None = None, seed: int = 0, run_dir: str | Path | None = None,
+           resume: bool = False, preset: str = "default", pin_ends: bool | None = None,
            progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
 
     Args:
-        model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
-        data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
-            and fine-tuned on ``train``; ``test`` is used only after the search.
-        cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
-        budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
+        model, data, cost_model, budgets, specs, space, quant_config, evaluation, seed, preset,
+            pin_ends: the problem, as for ``build_problem``.
         strategy: a registered strategy (``haq``, ``random``, ``uniform``, ...).
-        specs: the layers; traced from one training sample if omitted.
-        space: allowed bits; ``BitSpace()`` (2-8 bits) if omitted.
-        quant_config: the quantizer; ``QuantConfig.preset(preset)`` if omitted.
+        rescore: re-rank the best distinct policies after a short recovery fine-tune each
+            (``RescoreConfig(top, steps)``; off by default).
+        final: fine-tune the chosen policy before its test score (``FinalConfig(epochs,
+            steps, distill)``; default: no fine-tune, the post-training test accuracy).
         episodes: episode budget of episodic strategies (their own default if omitted).
-        seed: every random choice derives from it.
         run_dir: journal, checkpoints, ``best_policy.json``; ``None`` keeps it in memory.
         resume: continue the run in ``run_dir`` instead of refusing to overwrite it.
-        finetune_steps: recovery steps per episode (0 = score the calibrated policy).
-        final_finetune_epochs: fine-tune the best policy this long and report test accuracy.
-        final_finetune_steps: cap that fine-tune at this many SGD steps (a quick look).
-        final_distill: weight of distillation from the float model in that fine-tune
-            (``TrainConfig.distill``; 0 = labels only).
-        eval_samples: held-out samples scored per episode (``None`` = the whole split).
-        rescore_top: after the search, fine-tune the this-many best distinct policies
-            ``rescore_steps`` steps each, score them on the whole held-out split and keep the
-            best (0 = keep the best episode; ``haq.search._rescore``).
-        rescore_steps: recovery SGD steps per re-scored policy.
-        preset: ``"default"`` or ``"paper"``: picks the quantizer, whether the first and last
-            layers are pinned at 8 bits, and HAQ's hyperparameters.
-        pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
         progress: called after every episode with a small dict (and with ``{"stage":
             "rescore", ...}`` after each re-scored policy); the library never prints.
-        **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``).
+        **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``). The flat
+            keywords of haq 0.1.0 (``eval_samples``, ``finetune_steps``,
+            ``final_finetune_epochs``, ``final_finetune_steps``, ``final_distill``,
+            ``rescore_top``, ``rescore_steps``) still work, with a ``DeprecationWarning``.
 
     Returns:
-        The strategy's result; ``extra`` holds ``float_accuracy`` and ``w8a8_accuracy``
-        (held-out) and, after a final fine-tune, ``test_accuracy`` and ``float_test_accuracy``.
+        The strategy's result (``seconds`` and ``evaluations`` measured by ``run_strategy``);
+        ``extra`` holds ``float_accuracy`` and ``w8a8_accuracy`` (held-out), ``test_accuracy``
+        of the chosen policy (after the final fine-tune if any) and ``float_test_accuracy``.
         With ``run_dir``, the directory also gets ``specs.json``, ``cost_table.json``,
         ``best_policy.json`` and ``result.json`` for ``haq report``.
 
@@ -158,72 +124,47 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
         RunError: ``run_dir`` holds another run and ``resume`` is false.
     """
-    if preset not in ("default", "paper"):
-        raise ConfigError(f"unknown preset {preset!r}; choose 'default' or 'paper'")
-    model, model_name = _model(model)
-    splits = _data(data)
-    specs = list(specs) if specs is not None else extract_specs(model, splits.train[0][0][None])
-    budget_list = _budgets(budgets)
-    table = _table(cost_model, specs, budget_list)
-    space = _space(space, preset, pin_ends, specs)
-    check_feasible(table, budget_list, space, specs)
-    quant_config = quant_config or QuantConfig.preset(preset)
-
-    heldout = splits.heldout if eval_samples is None else Subset(
-        splits.heldout, range(min(eval_samples, len(splits.heldout))))
-    calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
-        :DEFAULT_CALIBRATION_BATCHES]
-    evaluator = EpisodeEvaluator(model, specs, heldout=heldout, calibration=calibration,
-                                 quant_config=quant_config, train_data=splits.train,
-                                 finetune_steps=finetune_steps, seed=seed)
-    float_accuracy = evaluate(model, heldout)
-    provenance = {
-        "model": model_name, "dataset": splits.name, "cost_model": table.source,
-        "table_hash": table_hash(table), "units": dict(table.units),
-        "budgets": [b.describe() for b in budget_list], "quant_config": quant_config.to_dict(),
-        "eval_samples": len(heldout), "finetune_steps": finetune_steps, "seed": seed,
-    }
-    problem = SearchProblem(specs, table, budget_list, space, evaluate=evaluator,
-                            float_accuracy=float_accuracy, model=model, calibration=calibration,
-                            train_data=splits.train, heldout=splits.heldout,
-                            provenance=provenance)
-    settings = Rescore(rescore_top, rescore_steps)  # checked before the search spends time
+    legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
+    evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
+    splits = resolve_data(data)
+    problem = build_problem(model, splits, cost_model, budgets, specs=specs, space=space,
+                            quant_config=quant_config, evaluation=evaluation, seed=seed,
+                            preset=preset, pin_ends=pin_ends)
     if strategy == "haq":
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
         strategy_params["episodes"] = episodes
-    runner = get_strategy(strategy, **strategy_params)
+    get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None
     if path is not None:
         refuse_overwrite(path, resume)
-        write_inputs(path, specs, table)
-    result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
-    result = rescore(problem, result, settings, seed=seed, run_dir=path, progress=progress)
-    result.extra["float_accuracy"] = float_accuracy
-    result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
-    if final_finetune_epochs > 0:
-        result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
-                                   final_finetune_epochs, path, final_finetune_steps,
-                                   final_distill))
+        write_inputs(path, problem.specs, problem.table)
+    result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,
+                          resume=resume, progress=progress)
+    result = rescore_result(problem, result, rescore, seed=seed, run_dir=path,
+                            progress=progress)
+    result.extra["float_accuracy"] = problem.float_accuracy
+    if problem.evaluate is not None:
+        w8a8 = Policy.uniform(problem.specs, 8, 8)
+        result.extra["w8a8_accuracy"] = problem.evaluate(w8a8).accuracy
+    result.extra.update(_test_scores(problem, splits.test, result.best, final, seed, path))
     if path is not None:
-        write_outputs(path, result, budget_list, table, strategy, seed, provenance)
+        write_outputs(path, result, problem, strategy, seed)
     return result
 
 
-def _final(model: nn.Module, splits: DataSplits, result: SearchResult, calibration: list[Any],
-           quant_config: QuantConfig, seed: int, epochs: int, path: Path | None,
-           steps: int | None = None, distill: float = 1.0) -> dict[str, Any]:
-    """Fine-tune the best policy on ``train`` and score it on ``test`` (the only test use)."""
-    quantized = apply_policy_(copy.deepcopy(model), result.best, calibration, quant_config)
-    config = final_finetune_config(seed, epochs, distill)
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
-    history = finetune(quantized, splits.train, config, teacher=model)
-    out = {"test_accuracy": evaluate(quantized, splits.test),
-           "float_test_accuracy": evaluate(model, splits.test),
-           "final_finetune": {"epochs": epochs, "steps": steps, "distill": distill,
-                              "loss": history.get("loss")}}
-    if path is not None:
-        buffer = quantized.state_dict()
-        atomic_write(path / "final_model.pt", lambda handle: torch.save(buffer, handle))
+def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: FinalConfig,
+                 seed: int, path: Path | None) -> dict[str, Any]:
+    """Test top-1 of the chosen policy (fine-tuned if ``final`` says so) and of the float
+    model; the only use of the test split. A fine-tuned model is saved into the run."""
+    quantized, history = final_model(problem, policy, final, seed=seed)
+    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test)}
+    if problem.model is not None:
+        out["float_test_accuracy"] = evaluate(problem.model, test)
+    if final.trains:
+        out["final_finetune"] = {**final.to_dict(), "loss": history.get("loss")}
+        if path is not None:
+            buffer = quantized.state_dict()
+            atomic_write(RunLayout(path).final_model,
+                         lambda handle: torch.save(buffer, handle))
     return out

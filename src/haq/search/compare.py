@@ -1,6 +1,8 @@
 """Run several strategies on one search problem and compare them on equal terms.
 
-Every strategy sees the same problem (model, cost table, budgets, bit space, evaluator) and its
+Every strategy sees the same problem (model, cost table, budgets, bit space, evaluator; built by
+``haq.search.build_problem``, as ``haq.search`` builds it), runs through ``run_strategy`` (so
+search time and evaluations are measured alike) and its
 best policy is scored by the same ``final_score`` (typically: fine-tune N epochs, then test
 accuracy). Uniform W{b}A{b} policies are scored the same way as reference points, feasible or
 not. The result renders as one table (accuracy, every cost, search time, evaluations used) in
@@ -18,12 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from haq.cost import budgets_met
 from haq.errors import ConfigError, HaqError
 from haq.policy import LayerBits, Policy
 from haq.runs import atomic_write_text
-from haq.search._base import Progress, SearchProblem, get_strategy
-from haq.search._rescore import Rescore
+from haq.search._base import Progress, SearchProblem
+from haq.search._rescore import RescoreConfig
 from haq.search._rescore import rescore as rescore_result
+from haq.search.api import run_strategy
 
 FinalScore = Callable[[Policy], float]
 
@@ -123,7 +127,7 @@ class Comparison:
 
 
 def _feasible(problem: SearchProblem, costs: Mapping[str, float]) -> bool:
-    return all(costs[b.metric] <= b.resolve(problem.table) * (1 + 1e-9) for b in problem.budgets)
+    return budgets_met(costs, problem.budgets, problem.table)
 
 
 def uniform_policy(problem: SearchProblem, bits: int) -> Policy:
@@ -156,7 +160,7 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             params: Mapping[str, Mapping[str, Any]] | None = None,
             uniform_bits: Sequence[int] = (2, 3, 4, 5, 6, 8), seed: int = 0,
             run_root: Path | None = None, resume: bool = False,
-            rescore: Rescore | None = None, progress: Progress | None = None) -> Comparison:
+            rescore: RescoreConfig | None = None, progress: Progress | None = None) -> Comparison:
     """Search with each strategy, then score every result and uniform point the same way.
 
     Args:
@@ -170,7 +174,7 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
         run_root: if given, each strategy journals to ``run_root/<name>``.
         resume: resume those runs instead of refusing existing directories.
         rescore: re-rank each episodic strategy's best policies after a short recovery
-            fine-tune (``haq.search._rescore``); ``None`` keeps each search's best episode.
+            fine-tune (``RescoreConfig``); ``None`` keeps each search's best episode.
         progress: called with ``{"stage": ..., "name": ..., **details}`` as work finishes.
 
     A strategy that fails is recorded with its error; the others still run.
@@ -185,10 +189,10 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
     for name in strategies:
         entry = Entry(name=name, kind="strategy")
         try:
-            strategy = get_strategy(name, **dict(params.get(name, {})))
             run_dir = None if run_root is None else Path(run_root) / name
             start = time.perf_counter()
-            result = strategy.run(problem, seed=seed, run_dir=run_dir, resume=resume)
+            result = run_strategy(problem, name, params.get(name, {}), seed=seed,
+                                  run_dir=run_dir, resume=resume)
             if rescore is not None:
                 result = rescore_result(problem, result, rescore, seed=seed, run_dir=run_dir)
             entry.search_seconds = time.perf_counter() - start
@@ -218,86 +222,6 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
     return Comparison(budget_metric=problem.budgets[0].metric, budget_limits=limits,
                       units=dict(problem.table.units), float_accuracy=problem.float_accuracy,
                       entries=entries)
-
-
-def build_problem(model: Any, data: Any, cost_model: Any, budgets: Sequence[Any], *,
-                  space: Any = None, quant_config: Any = None, finetune_steps: int = 0,
-                  eval_samples: int | None = 1000, seed: int = 0) -> tuple[SearchProblem, Any]:
-    """The search problem ``haq.search.api.search`` would build, built once for all strategies.
-
-    Args:
-        model: a float ``nn.Module`` or a zoo name (loaded with its trained weights).
-        data: ``DataSplits`` or a dataset name.
-        cost_model: a ``CostModel``, a registered name or a ``CostTable``.
-        budgets: ``Budget`` objects.
-        space / quant_config / finetune_steps / eval_samples / seed: as for ``search``.
-
-    Returns:
-        (problem, splits); the problem scores policies on ``heldout`` like every search.
-    """
-    import haq.cost
-    from haq.cost import CostTable, check_feasible
-    from haq.data import DataSplits, load, loader
-    from haq.finetune import evaluate
-    from haq.models import create
-    from haq.policy import BitSpace
-    from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig
-    from haq.search._evaluator import EpisodeEvaluator
-    from haq.search.api import table_hash
-    from haq.specs import extract_specs
-
-    name = model if isinstance(model, str) else type(model).__name__
-    net = create(model, pretrained=True) if isinstance(model, str) else model
-    splits = load(data) if isinstance(data, str) else data
-    if not isinstance(splits, DataSplits):
-        raise ConfigError("data must be a dataset name or haq.data.DataSplits")
-    specs = extract_specs(net, splits.train[0][0][None])
-    if isinstance(cost_model, str):
-        cost_model = haq.cost.get(cost_model)
-    table = cost_model if isinstance(cost_model, CostTable) else cost_model.table(specs)
-    space = space or BitSpace()
-    check_feasible(table, budgets, space, specs)
-    quant_config = quant_config or QuantConfig()
-    calibration = list(loader(splits.train, 128, shuffle=True, seed=seed))[
-        :DEFAULT_CALIBRATION_BATCHES]
-    evaluator = EpisodeEvaluator(net, specs, heldout=splits.heldout, calibration=calibration,
-                                 quant_config=quant_config, train_data=splits.train,
-                                 finetune_steps=finetune_steps, eval_samples=eval_samples,
-                                 seed=seed)
-    provenance = {"model": name, "dataset": splits.name, "cost_model": table.source,
-                  "table_hash": table_hash(table), "budgets": [b.describe() for b in budgets],
-                  "quant_config": quant_config.to_dict(), "seed": seed}
-    problem = SearchProblem(specs, table, list(budgets), space, evaluate=evaluator,
-                            float_accuracy=evaluate(net, evaluator.heldout), model=net,
-                            calibration=calibration, train_data=splits.train,
-                            heldout=splits.heldout, provenance=provenance)
-    return problem, splits
-
-
-def final_scorer(problem: SearchProblem, splits: Any, epochs: int, *, quant_config: Any = None,
-                 seed: int = 0, steps: int | None = None, distill: float = 1.0) -> FinalScore:
-    """policy -> test accuracy (%) after calibrating and fine-tuning ``epochs`` on ``train``
-    (0 = calibrated post-training quantization), capped at ``steps`` SGD steps if given, with
-    ``distill`` weight of distillation from the float model; the only use of the test split."""
-    import copy
-    import dataclasses
-
-    from haq.finetune import evaluate, final_finetune_config, finetune
-    from haq.quantize import QuantConfig, apply_policy_
-
-    config = quant_config or QuantConfig()
-
-    def score(policy: Policy) -> float:
-        quantized = apply_policy_(copy.deepcopy(problem.model), policy, problem.calibration,
-                                  config)
-        if epochs > 0:
-            recipe = final_finetune_config(seed, epochs, distill)
-            if steps is not None:
-                recipe = dataclasses.replace(recipe, steps=steps)
-            finetune(quantized, splits.train, recipe, teacher=problem.model)
-        return float(evaluate(quantized, splits.test))
-
-    return score
 
 
 def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:

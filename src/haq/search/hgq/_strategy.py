@@ -25,7 +25,7 @@ import torch
 from haq.cost import within_limit
 from haq.errors import ConfigError, StrategyError
 from haq.policy import GRID_SIZE, policy_from_bits
-from haq.runs import RunStore
+from haq.runs import BEST, RunStore
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._ilp import solve_choice
 from haq.search.hgq._cost import EbopsCost, TableCost
@@ -247,7 +247,7 @@ class HgqStrategy(Strategy):
             if store:
                 store.journal.append(final)
         if store:
-            store.write_json("best_policy.json", policy.to_dict())
+            store.write_json(BEST, policy.to_dict())
         extra = {"hgq_accuracy": point["accuracy"], "hgq_epoch": point["epoch"],
                  "hgq_bits": {"w_bits": point["w_bits"], "a_bits": point["a_bits"]},
                  "exact_ebops": exact_ebops, "pruned_fraction": _pruned(layers),

@@ -1,0 +1,181 @@
+"""Build the one ``SearchProblem`` every search, comparison and benchmark runs on.
+
+The stages, in order: resolve inputs (names -> objects), trace specs, build the cost table
+(plus the hardware-independent metrics a budget asks for), resolve and check the budgets, draw
+the calibration batches, measure float held-out accuracy, build the episode evaluator. ``search``
+and ``compare`` both call ``build_problem``, so the same inputs give the same problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+from torch.utils.data import Subset
+
+from haq.cost import Budget, CostModel, CostTable, check_feasible
+from haq.data import DataSplits, loader
+from haq.errors import ConfigError
+from haq.finetune import evaluate
+from haq.policy import BitSpace
+from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig
+from haq.search._base import SearchProblem
+from haq.search._evaluator import EpisodeEvaluator
+from haq.specs import LayerSpec, extract_specs
+
+CALIBRATION_BATCH = 128
+PRESETS = ("default", "paper")
+_GENERIC_METRICS = ("size", "bops")  # priced from the specs alone, on any hardware
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the search scores each candidate policy (on the held-out split).
+
+    Attributes:
+        samples: held-out samples scored per evaluation (``None`` = the whole split).
+        finetune_steps: recovery SGD steps before each score (0 = the calibrated policy as is,
+            the post-training proxy).
+    """
+
+    samples: int | None = 1000
+    finetune_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples is not None and (isinstance(self.samples, bool)
+                                         or not isinstance(self.samples, int)
+                                         or self.samples < 1):
+            raise ConfigError(f"evaluation samples must be an integer >= 1 or None (the whole "
+                              f"held-out split), got {self.samples!r}")
+        if isinstance(self.finetune_steps, bool) or not isinstance(self.finetune_steps, int) \
+                or self.finetune_steps < 0:
+            raise ConfigError(f"evaluation finetune_steps must be an integer >= 0 (0 = no "
+                              f"recovery), got {self.finetune_steps!r}")
+
+
+def table_hash(table: CostTable) -> str:
+    """Content hash of a cost table (values and units), recorded with every run."""
+    digest = hashlib.sha256()
+    for metric in sorted(table.values):
+        digest.update(f"{metric}:{table.units[metric]}".encode())
+        digest.update(np.ascontiguousarray(table.values[metric]).tobytes())
+    digest.update("|".join(table.layer_names).encode())
+    return digest.hexdigest()[:24]
+
+
+def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
+    """(float model, display name) from a module or a zoo name (loaded with its weights)."""
+    if isinstance(model, str):
+        from haq.models import create
+
+        return create(model, pretrained=True), model
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
+    return model, type(model).__name__
+
+
+def resolve_data(data: DataSplits | str) -> DataSplits:
+    """``DataSplits`` from itself or a dataset name."""
+    if isinstance(data, str):
+        from haq.data import load
+
+        return load(data)
+    if not isinstance(data, DataSplits):
+        raise ConfigError("data must be a haq.data.DataSplits or a dataset name "
+                          "(fashion-mnist, digits, synthetic)")
+    return data
+
+
+def resolve_table(cost_model: CostModel | CostTable | str, specs: Sequence[LayerSpec],
+                  budgets: Sequence[Budget]) -> CostTable:
+    """The hardware's table, plus the hardware-independent metrics (size, BOPs) it lacks and a
+    budget asks for, so ``--latency 0.5 --size 0.25`` works on any accelerator."""
+    from haq.cost import get
+
+    if isinstance(cost_model, CostTable):
+        table = cost_model
+    else:
+        table = (get(cost_model) if isinstance(cost_model, str) else cost_model).table(specs)
+    extra = [b.metric for b in budgets if b.metric not in table.metrics
+             and b.metric in _GENERIC_METRICS]
+    if not extra:
+        return table
+    values, units = dict(table.values), dict(table.units)
+    for metric in dict.fromkeys(extra):
+        generic = get(metric).table(specs)
+        values[metric], units[metric] = generic.values[metric], generic.units[metric]
+    return CostTable(list(table.layer_names), values, units,
+                     {**table.source, "added_metrics": sorted(set(extra))})
+
+
+def resolve_budgets(budgets: Sequence[Budget] | Mapping[str, str]) -> list[Budget]:
+    """``Budget`` objects from themselves or ``{metric: text}`` (``{"latency": "0.5x"}``)."""
+    if isinstance(budgets, Mapping):
+        return [Budget.parse(metric, str(text)) for metric, text in budgets.items()]
+    return list(budgets)
+
+
+def build_problem(model: nn.Module | str, data: DataSplits | str,
+                  cost_model: CostModel | CostTable | str,
+                  budgets: Sequence[Budget] | Mapping[str, str], *,
+                  specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
+                  quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
+                  seed: int = 0, preset: str = "default", pin_ends: bool | None = None
+                  ) -> SearchProblem:
+    """The search problem: everything a strategy may use, built once from the user's inputs.
+
+    Args:
+        model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
+        data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
+            and fine-tuned on ``train``; ``test`` is never put into the problem.
+        cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
+        budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
+        specs: the layers; traced from one training sample if omitted.
+        space: allowed bits; ``BitSpace()`` (2-8 bits) if omitted.
+        quant_config: the quantizer; ``QuantConfig.preset(preset)`` if omitted.
+        evaluation: how each policy is scored (``EvalConfig()``: 1,000 held-out samples, no
+            recovery fine-tune).
+        seed: draws the calibration batches and seeds the evaluator's fine-tunes.
+        preset: ``"default"`` or ``"paper"``: the quantizer and whether the first and last
+            layers are pinned at 8 bits.
+        pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
+
+    Raises:
+        BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
+        ConfigError: unknown preset or malformed inputs.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    evaluation = evaluation or EvalConfig()
+    net, model_name = resolve_model(model)
+    splits = resolve_data(data)
+    specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
+    budget_list = resolve_budgets(budgets)
+    table = resolve_table(cost_model, specs, budget_list)
+    space = space or BitSpace()
+    if pin_ends if pin_ends is not None else preset == "paper":
+        space = space.pin_ends(specs)
+    check_feasible(table, budget_list, space, specs)
+    quant_config = quant_config or QuantConfig.preset(preset)
+    samples = len(splits.heldout) if evaluation.samples is None else min(
+        evaluation.samples, len(splits.heldout))
+    heldout = Subset(splits.heldout, range(samples))
+    calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
+        :DEFAULT_CALIBRATION_BATCHES]
+    evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
+                                 quant_config=quant_config, train_data=splits.train,
+                                 finetune_steps=evaluation.finetune_steps, seed=seed)
+    float_accuracy = evaluate(net, heldout)
+    provenance = {
+        "model": model_name, "dataset": splits.name, "cost_model": table.source,
+        "table_hash": table_hash(table), "units": dict(table.units),
+        "budgets": [b.describe() for b in budget_list], "quant_config": quant_config.to_dict(),
+        "eval_samples": samples, "finetune_steps": evaluation.finetune_steps, "seed": seed,
+    }
+    return SearchProblem(specs, table, budget_list, space, evaluate=evaluator,
+                         float_accuracy=float_accuracy, model=net, calibration=calibration,
+                         train_data=splits.train, heldout=splits.heldout,
+                         provenance=provenance, quant_config=quant_config)
