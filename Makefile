@@ -32,6 +32,7 @@ demo: install data
 
 test: dev data
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: dev

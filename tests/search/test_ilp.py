@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from haq.errors import BudgetInfeasibleError, CostModelError
-from haq.policy import FLOAT_INDEX, BitSpace, LayerBits, bits_index
-from haq.search._ilp import N_BITS, Constraint, solve_choice
+from haq.policy import FLOAT_INDEX, GRID_SIZE, BitSpace, LayerBits, bits_index
+from haq.search._ilp import Constraint, solve_choice
 from haq.specs import LayerSpec
 from haq.testing import brute_force_choice, random_score_and_costs
 
 
 def _mask(n_layers: int, bits: list[int]) -> np.ndarray:
-    mask = np.zeros((n_layers, N_BITS, N_BITS), dtype=bool)
+    mask = np.zeros((n_layers, GRID_SIZE, GRID_SIZE), dtype=bool)
     idx = [b - 1 for b in bits]
     mask[np.ix_(range(n_layers), idx, idx)] = True
     return mask
@@ -81,7 +81,7 @@ def test_single_infeasible_budget_names_smallest_value() -> None:
 
 def test_jointly_infeasible_budgets_are_refused() -> None:
     # Two layers, two pairs each: pair 0 is cheap in A and dear in B, pair 1 the reverse.
-    score = np.zeros((2, N_BITS, N_BITS))
+    score = np.zeros((2, GRID_SIZE, GRID_SIZE))
     mask = np.zeros_like(score, dtype=bool)
     mask[:, 1, 1] = mask[:, 7, 7] = True
     cost_a = np.zeros_like(score)
@@ -99,7 +99,7 @@ def test_float_entries_and_pins_from_bitspace() -> None:
                        out_size=(1, 1), params=16, macs=16) for i in range(3)]
     space = BitSpace((2, 8), (2, 8), pinned={"l0": LayerBits(8, None)})
     mask = space.mask(specs)
-    score = np.ones((3, N_BITS, N_BITS))
+    score = np.ones((3, GRID_SIZE, GRID_SIZE))
     score[:, 7, 7] = 0.0  # w8a8 is the free choice ...
     cost = np.ones_like(score)
     cost[:, 7, 7] = 5.0    # ... but too expensive for the budget on the unpinned layers
@@ -112,7 +112,7 @@ def test_float_entries_and_pins_from_bitspace() -> None:
 
 
 def test_nan_cost_entries_are_never_chosen() -> None:
-    score = np.zeros((2, N_BITS, N_BITS))
+    score = np.zeros((2, GRID_SIZE, GRID_SIZE))
     score[:, 1, 1] = -1.0  # the best pair ...
     cost = np.ones_like(score)
     cost[0, 1, 1] = np.nan  # ... has no measured cost on layer 0
@@ -123,7 +123,7 @@ def test_nan_cost_entries_are_never_chosen() -> None:
 
 
 def test_layer_without_usable_pair_is_a_cost_model_error() -> None:
-    score = np.zeros((2, N_BITS, N_BITS))
+    score = np.zeros((2, GRID_SIZE, GRID_SIZE))
     cost = np.full_like(score, np.nan)
     with pytest.raises(CostModelError, match="layer 0"):
         solve_choice(score, _mask(2, [8]), [Constraint("c", cost, 1.0)])
@@ -151,7 +151,7 @@ def test_solve_policy_resolves_relative_budgets() -> None:
 
     problem = tiny_problem(seed=0, evaluate=False)
     # score favours bits: the budgets, not the score, must stop the solver at W8A8
-    score = np.zeros((len(problem.specs), N_BITS, N_BITS))
+    score = np.zeros((len(problem.specs), GRID_SIZE, GRID_SIZE))
     score[:, :8, :8] = -np.arange(1, 9)[:, None] - np.arange(1, 9)[None, :]
     policy, choice = solve_policy(problem.specs, problem.table, problem.budgets, problem.space,
                                   score, strategy="test")

@@ -107,7 +107,7 @@ def test_pins_are_respected_by_every_proposal(syn) -> None:
 
 def test_presets_and_overrides(syn) -> None:
     from haq.errors import ConfigError
-    from haq.search.api import _space
+    from haq.search._problem import resolve_space as _space
 
     paper, default = HaqConfig.from_preset("paper"), HaqConfig.from_preset("default")
     assert (paper.episodes, paper.warmup, paper.hidden) == (600, 20, 300)

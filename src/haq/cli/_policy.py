@@ -32,6 +32,18 @@ def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batch
     return float_net, net, specs, splits
 
 
+def _write_result(path: Path | None, record: dict[str, Any]) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (the ``--result`` option)."""
+    if path is None:
+        return
+    import json
+
+    from haq.runs import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    console.print(f"wrote {path}")
+
+
 def _cost_line(hardware: str | None, specs: Any, policy_path: Path) -> str:
     if hardware is None:
         return ""
@@ -53,6 +65,7 @@ def apply(
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+    result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
 ) -> None:
     """Quantize MODEL with POLICY (no training) and report float vs quantized top-1."""
     from haq.errors import ConfigError
@@ -68,6 +81,13 @@ def apply(
     line = _cost_line(hardware, specs, policy)
     if line:
         console.print(f"cost on {hardware}: {line}")
+    # the keys a search's result.json uses for the same two numbers on that split
+    quant_key, float_key = {"test": ("test_accuracy", "float_test_accuracy"),
+                            "heldout": ("heldout_accuracy", "float_accuracy")}[split]
+    _write_result(result, {"command": "apply", "model": model, "policy": str(policy),
+                           "dataset": splits.name, "split": split,
+                           "calibration_batches": calib_batches, "finetune_epochs": 0,
+                           quant_key: quant_acc, float_key: float_acc})
 
 
 def finetune(
@@ -82,6 +102,7 @@ def finetune(
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+    result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
 ) -> None:
     """Quantization-aware fine-tune of MODEL under POLICY; report test top-1 before and after."""
     import torch
@@ -105,10 +126,16 @@ def finetune(
 
         run_finetune(net, splits.train, config, progress=on_progress, teacher=float_net)
     after = evaluate(net, splits.test)
-    console.print(f"{model}: float {evaluate(float_net, splits.test):.2f}%, quantized "
+    float_acc = evaluate(float_net, splits.test)
+    console.print(f"{model}: float {float_acc:.2f}%, quantized "
                   f"{before:.2f}% -> {after:.2f}% after {epochs} epoch(s) "
                   f"({time.perf_counter() - started:.0f} s)")
+    record = {"command": "finetune", "model": model, "policy": str(policy),
+              "dataset": splits.name, "calibration_batches": calib_batches,
+              "finetune_epochs": epochs, "post_training_test_accuracy": before,
+              "test_accuracy": after, "float_test_accuracy": float_acc}
+    _write_result(result, record)
     if out is not None:
-        state = {"state_dict": net.state_dict(), "policy": policy.read_text()}
+        state = {"state_dict": net.state_dict(), "policy": policy.read_text(), "result": record}
         atomic_write(out, lambda handle: torch.save(state, handle))
         console.print(f"wrote {out}")

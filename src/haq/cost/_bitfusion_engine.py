@@ -13,6 +13,8 @@ nesting with the fewest cycles wins, ties going to the least energy.
 
 from __future__ import annotations
 
+from typing import Any
+
 import itertools
 import math
 from dataclasses import dataclass
@@ -150,7 +152,7 @@ def _promote(footprint: np.ndarray, trips: np.ndarray, operand: int, half: int
 
 
 def search(shape: ConvShape, a_bits: int, w_bits: int, batch: int, im2col: bool,
-           cfg: BitFusionConfig) -> dict[str, object]:
+           cfg: BitFusionConfig) -> dict[str, Any]:
     """Best tiling of one layer: cycles, stalls, energy (nJ) and buffer/DRAM traffic (bits)."""
     n, m = cfg.rows, cfg.cols
     pf = cfg.fusion(a_bits, w_bits)

@@ -77,6 +77,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     table = CostTable.load(layout.cost_table)
     history = Journal(layout.journal).read(repair=False)  # read-only: never repairs a torn line
     result = _read_json(layout.result) if layout.result.exists() else {}
+    policy: Policy | None
     if layout.best_policy.exists():
         policy = Policy.load(layout.best_policy, specs)
     else:

@@ -22,7 +22,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Replace ``path`` with what ``write`` produces, or leave the old file if anything fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

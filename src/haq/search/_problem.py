@@ -118,6 +118,16 @@ def resolve_budgets(budgets: Sequence[Budget] | Mapping[str, str]) -> list[Budge
     return list(budgets)
 
 
+def resolve_space(space: BitSpace | None, preset: str, pin_ends: bool | None,
+                  specs: Sequence[LayerSpec]) -> BitSpace:
+    """``space`` (2-8 bits if ``None``), with the first and last layer pinned at 8 bits if
+    ``pin_ends`` says so (``None``: only under the ``"paper"`` preset)."""
+    space = space or BitSpace()
+    if pin_ends if pin_ends is not None else preset == "paper":
+        space = space.pin_ends(specs)
+    return space
+
+
 def build_problem(model: nn.Module | str, data: DataSplits | str,
                   cost_model: CostModel | CostTable | str,
                   budgets: Sequence[Budget] | Mapping[str, str], *,
@@ -155,9 +165,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
     budget_list = resolve_budgets(budgets)
     table = resolve_table(cost_model, specs, budget_list)
-    space = space or BitSpace()
-    if pin_ends if pin_ends is not None else preset == "paper":
-        space = space.pin_ends(specs)
+    space = resolve_space(space, preset, pin_ends, specs)
     check_feasible(table, budget_list, space, specs)
     quant_config = quant_config or QuantConfig.preset(preset)
     samples = len(splits.heldout) if evaluation.samples is None else min(

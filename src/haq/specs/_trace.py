@@ -16,6 +16,7 @@ from haq.errors import UnsupportedModelError
 from haq.specs._spec import LayerKind, LayerSpec
 
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+Quantizable = nn.Conv1d | nn.Conv2d | nn.Linear
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -24,7 +25,7 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value))
 
 
-def _conv_kind(module: nn.Module) -> LayerKind:
+def _conv_kind(module: nn.Conv1d | nn.Conv2d) -> LayerKind:
     groups = module.groups
     if groups > 1 and groups == module.in_channels:
         return "depthwise"
@@ -40,7 +41,7 @@ def _spatial(shape: torch.Size) -> tuple[int, int]:
     raise UnsupportedModelError(f"unexpected conv activation shape {tuple(shape)}")
 
 
-def _build_spec(name: str, index: int, module: nn.Module, x: torch.Tensor, y: torch.Tensor,
+def _build_spec(name: str, index: int, module: Quantizable, x: torch.Tensor, y: torch.Tensor,
                 calls: int) -> LayerSpec:
     params = sum(p.numel() for p in module.parameters(recurse=False))
     has_bias = getattr(module, "bias", None) is not None
@@ -95,13 +96,13 @@ def extract_specs(model: nn.Module, example_input: torch.Tensor | tuple[torch.Te
         raise UnsupportedModelError(
             f"{type(model).__name__} has no nn.Conv1d, nn.Conv2d or nn.Linear layer to quantize")
 
-    order: list[nn.Module] = []
+    order: list[Quantizable] = []
     first_io: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
     calls: dict[nn.Module, int] = {}
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         calls[module] = calls.get(module, 0) + 1
-        if module not in first_io:
+        if module not in first_io and isinstance(module, QUANTIZABLE):  # hooked only on those
             order.append(module)
             first_io[module] = (inputs[0].detach(), output.detach())
 
