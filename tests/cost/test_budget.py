@@ -118,3 +118,21 @@ def test_unpriceable_entries_are_never_the_minimum(tiny_specs) -> None:
         minimum_cost(table, floaty, tiny_specs, "energy")
     expected = np.nanmin(table.array("energy")[:, 1:, 1:], axis=(1, 2)).sum()
     assert minimum_cost(table, BitSpace(), tiny_specs, "energy") == pytest.approx(expected)
+
+
+def test_is_met_is_the_one_feasibility_check(toy) -> None:
+    from haq.cost import FEASIBILITY_RTOL, budgets_met, within_limit
+
+    table, _ = toy
+    budget = Budget("latency", 0.5, relative=True)  # 0.5 x W8A8 = 192 ms
+    limit = 0.5 * 64 * 6
+    assert budget.is_met(limit, table) and budget.is_met(limit * (1 + FEASIBILITY_RTOL / 2), table)
+    assert not budget.is_met(limit * (1 + 2 * FEASIBILITY_RTOL), table)
+    assert not budget.is_met(limit + 1.0, table) and budget.is_met(limit - 1.0, table)
+    assert FEASIBILITY_RTOL == 1e-9
+    assert within_limit(np.array([1.0, 1.0 + 1e-10, 1.0 + 1e-8]), 1.0).tolist() == [
+        True, True, False]
+    second = Budget("latency", 100.0)  # absolute, in ms
+    assert budgets_met({"latency": 99.0}, [budget, second], table)
+    assert not budgets_met({"latency": 150.0}, [budget, second], table)  # only the 2nd fails
+    assert budgets_met({"latency": 150.0}, [budget], table)

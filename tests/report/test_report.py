@@ -14,7 +14,7 @@ from haq.finetune import TrainConfig, train
 from haq.policy import Policy
 from haq.quantize import QuantConfig
 from haq.report import report_run
-from haq.search.api import search
+from haq.search import search
 
 
 def _tiny() -> nn.Module:
@@ -66,3 +66,34 @@ def test_report_of_a_killed_run_uses_the_journal(run_dir, tmp_path) -> None:
 def test_not_a_run(tmp_path) -> None:
     with pytest.raises(RunError, match="not a haq run directory"):
         report_run(tmp_path)
+
+
+def test_the_report_reads_the_journal_as_the_search_does(run_dir, tmp_path) -> None:
+    from haq.runs import RunLayout
+
+    damaged = RunLayout(tmp_path / "damaged")
+    damaged.root.mkdir()
+    for name in ("meta", "journal", "cost_table"):
+        getattr(damaged, name).write_bytes(getattr(RunLayout(run_dir), name).read_bytes())
+    lines = damaged.journal.read_text().splitlines()
+    lines[2] = "not json"  # a damaged line no crash can produce: refused, never skipped
+    damaged.journal.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunError, match="line 3 is not valid JSON"):
+        report_run(damaged.root)
+
+
+def test_run_layout_names_every_file_a_search_writes(run_dir) -> None:
+    from haq.runs import BEST, COST_TABLE, JOURNAL, META, RESULT, SPECS, RunLayout
+
+    layout = RunLayout(run_dir)
+    assert (layout.meta, layout.journal, layout.best_policy) == (
+        run_dir / META, run_dir / JOURNAL, run_dir / BEST)
+    assert (META, JOURNAL, BEST, RESULT, SPECS, COST_TABLE) == (
+        "meta.json", "journal.jsonl", "best_policy.json", "result.json", "specs.json",
+        "cost_table.json")
+    named = {p.name for p in (layout.meta, layout.journal, layout.checkpoint, layout.best_policy,
+                              layout.specs, layout.cost_table, layout.result, layout.rescore,
+                              layout.final_model, layout.report)}
+    assert {p.name for p in run_dir.iterdir()} <= named
+    assert {"meta.json", "journal.jsonl", "best_policy.json", "result.json"} <= {
+        p.name for p in run_dir.iterdir()}

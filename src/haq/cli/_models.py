@@ -79,7 +79,7 @@ def _progress_bar() -> Progress:
 def _write_outputs(out: Path, state: dict[str, Any], sidecar: dict[str, Any]) -> None:
     import torch
 
-    from haq.runs._atomic import atomic_write, atomic_write_text
+    from haq.runs import atomic_write, atomic_write_text
 
     buffer = io.BytesIO()
     torch.save(state, buffer)

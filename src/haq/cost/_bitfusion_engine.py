@@ -13,11 +13,10 @@ nesting with the fewest cycles wins, ties going to the least energy.
 
 from __future__ import annotations
 
-from typing import Any
-
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 

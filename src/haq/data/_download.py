@@ -13,7 +13,7 @@ from pathlib import Path
 
 from haq.data._sources import FMNIST_FILES, FMNIST_SHA256
 from haq.errors import DatasetError
-from haq.runs._atomic import atomic_write
+from haq.runs import atomic_write
 
 FMNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 

@@ -24,7 +24,7 @@ from haq.data._splits import (
     stratified_split,
 )
 from haq.errors import DatasetError
-from haq.runs._atomic import atomic_write
+from haq.runs import atomic_write
 
 DEFAULT_FMNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_FILES = {

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from haq.errors import DatasetError
-from haq.runs._atomic import atomic_write_text
+from haq.runs import atomic_write_text
 
 SPLITS_DIR = Path(__file__).parent / "splits"
 

@@ -43,7 +43,8 @@ _LAZY = {"search": "haq.search.api", "run_strategy": "haq.search.api",
          "build_problem": "haq.search._problem", "EvalConfig": "haq.search._problem",
          "table_hash": "haq.search._problem",
          "CALIBRATION_BATCH": "haq.search._problem", "FinalConfig": "haq.search._final",
-         "final_scorer": "haq.search._final", "RescoreConfig": "haq.search._rescore"}
+         "final_scorer": "haq.search._final", "RescoreConfig": "haq.search._rescore",
+         "Constraint": "haq.search._ilp", "solve_choice": "haq.search._ilp"}
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +68,7 @@ sys.modules[__name__].__class__ = _CallableModule
 __all__ = [
     "CALIBRATION_BATCH",
     "STRATEGIES",
+    "Constraint",
     "EvalConfig",
     "EvalResult",
     "FinalConfig",
@@ -81,5 +83,6 @@ __all__ = [
     "register_strategy",
     "run_strategy",
     "search",
+    "solve_choice",
     "table_hash",
 ]

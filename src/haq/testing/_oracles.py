@@ -10,7 +10,7 @@ import numpy as np
 from haq.cost import within_limit
 from haq.errors import BudgetInfeasibleError, ConfigError
 from haq.policy import GRID_SIZE
-from haq.search._ilp import Constraint
+from haq.search import Constraint
 
 _MAX_COMBINATIONS = 2_000_000
 

@@ -19,7 +19,7 @@ from haq.cost import Budget, get
 from haq.data import synthetic
 from haq.policy import BitSpace, Policy
 from haq.quantize import apply_policy_, set_policy_
-from haq.search._base import EvalResult, SearchProblem
+from haq.search import EvalResult, SearchProblem
 from haq.specs import extract_specs
 
 INPUT_SHAPE = (1, 8, 8)
