@@ -36,6 +36,11 @@ def test_search_cli_runs_journals_and_refuses_to_overwrite(tmp_path) -> None:
     lines = (run_dir / "journal.jsonl").read_text().splitlines()
     assert [json.loads(x)["episode"] for x in lines] == [0, 1, 2, 3]
     assert json.loads((run_dir / "best_policy.json").read_text())["format"] == "haq-policy"
+    summary = json.loads((run_dir / "result.json").read_text())
+    assert 0.0 <= summary["test_accuracy"] <= 100.0  # post-training: no fine-tune was asked for
+    assert summary["evaluations"] == len({json.dumps(json.loads(x)["policy"]) for x in lines})
+    assert summary["search_seconds"] > 0
+    assert "test top-1 post-training" in result.output
 
     again = runner.invoke(app, args)
     assert again.exit_code != 0
