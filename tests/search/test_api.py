@@ -10,9 +10,9 @@ from torch import nn
 
 import haq
 from haq.cost import Budget
-from haq.data import DataSplits, TensorDataset, loader, synthetic
+from haq.data import DataSplits, TensorDataset, loader
 from haq.errors import BudgetInfeasibleError
-from haq.finetune import TrainConfig, evaluate, train
+from haq.finetune import evaluate
 from haq.policy import Policy
 from haq.quantize import QuantConfig
 from haq.search import EvalConfig, FinalConfig, RescoreConfig
@@ -20,22 +20,6 @@ from haq.search._evaluator import EpisodeEvaluator
 from haq.specs import extract_specs
 
 FAST = QuantConfig(weight_clip="max", act_clip="max")  # the search, not the clip, is tested
-
-
-def tiny_model() -> nn.Module:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                             nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(8 * 16, 4))
-
-
-@pytest.fixture(scope="module")
-def trained():
-    data = synthetic()
-    model = tiny_model()
-    train(model, data.train, TrainConfig(epochs=3, lr=0.05, seed=0))
-    return model, data
 
 
 def test_evaluator_scores_heldout_and_restores_weights_after_finetune(trained) -> None:

@@ -8,12 +8,11 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
 
 import haq
 from haq.data import synthetic
 from haq.errors import ConfigError
-from haq.finetune import TrainConfig, evaluate, train
+from haq.finetune import evaluate
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
 from haq.runs import RunLayout
@@ -29,22 +28,6 @@ from haq.testing import tiny_problem
 
 FAST = QuantConfig(weight_clip="max", act_clip="max")
 BUDGETS = {"bops": "0.5", "size": "0.6"}
-
-
-def _model() -> nn.Module:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                             nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(8 * 16, 4))
-
-
-@pytest.fixture(scope="module")
-def trained():
-    data = synthetic()
-    model = _model()
-    train(model, data.train, TrainConfig(epochs=2, lr=0.05, seed=0))
-    return model, data
 
 
 def test_build_problem_is_deterministic_and_holds_what_search_records(trained, tmp_path) -> None:

@@ -17,6 +17,10 @@ FINAL_MODEL = "final_model.pt"  # state_dict of the fine-tuned best policy
 REPORT = "report"  # folder ``haq report`` writes by default
 
 
+def _file(name: str) -> property:
+    return property(lambda layout: layout.root / name, doc=f"``{name}`` in the run directory")
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Paths of one run directory's files.
@@ -31,42 +35,13 @@ class RunLayout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
-    @property
-    def meta(self) -> Path:
-        return self.root / META
-
-    @property
-    def journal(self) -> Path:
-        return self.root / JOURNAL
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / CHECKPOINT
-
-    @property
-    def best_policy(self) -> Path:
-        return self.root / BEST
-
-    @property
-    def specs(self) -> Path:
-        return self.root / SPECS
-
-    @property
-    def cost_table(self) -> Path:
-        return self.root / COST_TABLE
-
-    @property
-    def result(self) -> Path:
-        return self.root / RESULT
-
-    @property
-    def rescore(self) -> Path:
-        return self.root / RESCORE
-
-    @property
-    def final_model(self) -> Path:
-        return self.root / FINAL_MODEL
-
-    @property
-    def report(self) -> Path:
-        return self.root / REPORT
+    meta = _file(META)
+    journal = _file(JOURNAL)
+    checkpoint = _file(CHECKPOINT)
+    best_policy = _file(BEST)
+    specs = _file(SPECS)
+    cost_table = _file(COST_TABLE)
+    result = _file(RESULT)
+    rescore = _file(RESCORE)
+    final_model = _file(FINAL_MODEL)
+    report = _file(REPORT)
