@@ -10,12 +10,12 @@ from haq.cost._base import CostModel, Param, register_cost_model
 from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import GRID_SIZE, MAX_BITS
+from haq.policy import GRID_SIZE, INT_BITS, MAX_BITS
 from haq.specs import LayerSpec
 
 FLOAT_BITS = 32
 # bits per index 0..8 of a [9, 9] grid: 1..8, then float
-_GRID_BITS = np.array([*range(1, MAX_BITS + 1), FLOAT_BITS], dtype=np.float64)
+_GRID_BITS = np.array([*INT_BITS, FLOAT_BITS], dtype=np.float64)
 
 
 @register_cost_model("size", description="weight storage in bytes at each layer's weight bits "

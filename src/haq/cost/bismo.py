@@ -24,7 +24,7 @@ from haq.cost._geometry import LayerGeometry, geometry
 from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import GRID_SIZE, MAX_BITS
+from haq.policy import GRID_SIZE, INT_BITS, MAX_BITS
 from haq.specs import LayerSpec
 
 __all__ = ["BismoModel", "layer_cycles"]
@@ -32,7 +32,7 @@ __all__ = ["BismoModel", "layer_cycles"]
 ACC_BITS = 32  # results leave the array as 32-bit accumulators
 HAQ_BANDWIDTH = 256  # bits/cycle that fits HAQ's released table best (reference notes 2.4)
 
-_BITS = np.arange(1, MAX_BITS + 1, dtype=np.int64)
+_BITS = np.array(INT_BITS, dtype=np.int64)
 _W, _A = _BITS[:, None], _BITS[None, :]  # [8, 1] weight bits, [1, 8] activation bits
 
 

@@ -20,7 +20,7 @@ from haq.cost._geometry import geometry
 from haq.cost._table import CostTable, stack_layers
 from haq.cost._units import METRIC_UNITS
 from haq.errors import CostModelError
-from haq.policy import GRID_SIZE, MAX_BITS
+from haq.policy import GRID_SIZE, INT_BITS
 from haq.specs import LayerSpec
 
 __all__ = ["PRESETS", "BitFusionConfig", "BitFusionModel", "EnergyTable", "simulate_layer"]
@@ -162,8 +162,8 @@ class BitFusionModel(CostModel):
     def _grid(shape: ConvShape, batch: int, im2col: bool, cfg: BitFusionConfig
               ) -> dict[str, np.ndarray]:
         out = {m: np.full((GRID_SIZE, GRID_SIZE), np.nan) for m in _UNITS}
-        for w in range(1, MAX_BITS + 1):
-            for a in range(1, MAX_BITS + 1):
+        for w in INT_BITS:
+            for a in INT_BITS:
                 r = search(shape, a, w, batch, im2col, cfg)
                 out["cycles"][w - 1, a - 1] = r["cycles"]
                 out["energy"][w - 1, a - 1] = r["energy_nJ"]

@@ -12,6 +12,7 @@ from haq.policy._codec import (
     FLOAT_INDEX,
     GRID_BITS,
     GRID_SIZE,
+    INT_BITS,
     bits_from_json,
     bits_index,
     bits_to_json,
@@ -40,7 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FLOAT_BITS", "FLOAT_INDEX", "FORMAT_VERSION", "GRID_BITS", "GRID_SIZE", "MAX_BITS",
+    "FLOAT_BITS", "FLOAT_INDEX", "FORMAT_VERSION", "GRID_BITS", "GRID_SIZE", "INT_BITS", "MAX_BITS",
     "MIN_BITS", "BitSpace", "LayerBits", "Policy", "bits_from_json", "bits_index",
     "bits_to_json", "check_bit_arrays", "grid_indices", "index_bits", "policy_arrays",
     "policy_from_bits", "policy_from_record", "record_key",

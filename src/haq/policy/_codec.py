@@ -28,7 +28,8 @@ from haq.specs import LayerSpec
 FLOAT_BITS = 0  # a float operand in bit arrays
 FLOAT_INDEX = MAX_BITS  # a float operand on the grid axis
 GRID_SIZE = MAX_BITS + 1  # grid axis length: widths MIN_BITS..MAX_BITS, then float
-GRID_BITS: tuple[int | None, ...] = (*range(MIN_BITS, MAX_BITS + 1), None)  # width at each index
+INT_BITS: tuple[int, ...] = tuple(range(MIN_BITS, MAX_BITS + 1))  # the integer widths, in order
+GRID_BITS: tuple[int | None, ...] = (*INT_BITS, None)  # the width at each grid index
 
 
 def bits_index(bits: int | None) -> int:
