@@ -4,9 +4,10 @@ The data flow, one folder per stage::
 
     model + example input
       -> specs      list[LayerSpec]: every Conv/Linear in execution order (haq.specs)
-      -> cost       CostModel -> CostTable [layer, w_bits, a_bits] per metric (haq.cost)
+      -> cost       CostModel -> CostTable [layer, w_bits, a_bits] per metric, budgets and
+                    their projection (haq.cost)
       -> search     HAQ (DDPG), OHQ, HAWQ, HGQ, uniform, random propose Policies (haq.search)
-      -> policy     layer -> (w_bits, a_bits), budget projection, JSON (haq.policy)
+      -> policy     layer -> (w_bits, a_bits), its array encoding, JSON (haq.policy)
       -> quantize   fake-quant wrappers + calibration (haq.quantize)
       -> finetune   short recovery in the search, full QAT at the end (haq.finetune)
       -> report     per-layer bit chart, curves, cost breakdown (haq.report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> Non
     assert [e.error for e in result.strategies()] == [None, None]
     assert all(e.feasible and e.accuracy > 25 for e in result.strategies())
     assert (tmp_path / "runs" / "ohq" / "journal.jsonl").exists()
+    for entry in result.strategies():  # each run holds what `haq search` writes
+        summary = json.loads((tmp_path / "runs" / entry.name / "result.json").read_text())
+        assert summary["test_accuracy"] == entry.accuracy
+        assert summary["evaluations"] == entry.evaluations
+        assert summary["float_accuracy"] == problem.float_accuracy
 
 
 def test_final_scorer_caps_the_fine_tune_at_steps(monkeypatch: pytest.MonkeyPatch) -> None:

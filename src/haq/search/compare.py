@@ -24,7 +24,8 @@ from haq.cost import budgets_met
 from haq.errors import ConfigError, HaqError
 from haq.policy import LayerBits, Policy
 from haq.runs import atomic_write_text
-from haq.search._base import Progress, SearchProblem
+from haq.search._base import Progress, SearchProblem, SearchResult
+from haq.search._outputs import write_inputs, write_outputs
 from haq.search._rescore import RescoreConfig
 from haq.search._rescore import rescore as rescore_result
 from haq.search.api import run_strategy
@@ -130,6 +131,17 @@ def _feasible(problem: SearchProblem, costs: Mapping[str, float]) -> bool:
     return budgets_met(costs, problem.budgets, problem.table)
 
 
+def _write_run(run_dir: Path, problem: SearchProblem, result: SearchResult, name: str,
+               seed: int, final_accuracy: float | None) -> None:
+    """The strategy's run directory gets what ``haq.search`` writes (``haq report`` reads it);
+    ``test_accuracy`` is the row's final score."""
+    result.extra["float_accuracy"] = problem.float_accuracy
+    if final_accuracy is not None:
+        result.extra["test_accuracy"] = final_accuracy
+    write_inputs(run_dir, problem.specs, problem.table)
+    write_outputs(run_dir, result, problem, name, seed)
+
+
 def uniform_policy(problem: SearchProblem, bits: int) -> Policy:
     """W{bits}A{bits} for every free layer, clipped into the space; pinned layers keep pins."""
     layers = {}
@@ -203,6 +215,9 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             entry.costs = problem.table.evaluate(result.best, problem.specs)
             entry.feasible = _feasible(problem, entry.costs)
             entry.accuracy, entry.final_seconds = _score(result.best, problem, final_score)
+            if run_dir is not None:
+                _write_run(run_dir, problem, result, name, seed,
+                           entry.accuracy if final_score is not None else None)
         except HaqError as err:
             entry.error = f"{type(err).__name__}: {err}"
         entries.append(entry)
