@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from haq.cli._bits import A_BITS_HELP, BITS_HELP, W_BITS_HELP, bit_space
 from haq.cli._common import console
 
 
@@ -48,7 +49,11 @@ def compare(
     rescore_top: int = typer.Option(0, help="re-rank each search's N best policies after a "
                                     "short recovery fine-tune each (0 = off)"),
     rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy"),
-    min_bits: int = typer.Option(2, help="smallest bit width a search may choose"),
+    min_bits: int | None = typer.Option(None, help="smallest bit width a search may choose "
+                                        "(operands without a set) [default: 2]"),
+    bits: str | None = typer.Option(None, help=BITS_HELP),
+    w_bits: str | None = typer.Option(None, help=W_BITS_HELP),
+    a_bits: str | None = typer.Option(None, help=A_BITS_HELP),
     seed: int = typer.Option(0, help="seed of every search"),
     resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
 ) -> None:
@@ -56,7 +61,6 @@ def compare(
     from haq.cost import CostTable
     from haq.data import load
     from haq.models import info
-    from haq.policy import BitSpace
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
@@ -65,7 +69,7 @@ def compare(
     with console.status("building the problem (specs, cost table, calibration)..."):
         splits = load(info(model).dataset)
         problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
-                                space=BitSpace((min_bits, 8), (min_bits, 8)),
+                                space=bit_space(bits, w_bits, a_bits, min_bits),
                                 evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
     params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}

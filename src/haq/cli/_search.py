@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from haq.cli._bits import A_BITS_HELP, BITS_HELP, W_BITS_HELP, bit_space
 from haq.cli._common import console
 
 _METRICS = ("latency", "energy", "size", "bops", "cycles")
@@ -135,8 +136,12 @@ def search(
     rescore_top: int = typer.Option(0, help="re-rank the N best policies after a short "
                                     "recovery fine-tune each (0 = off)"),
     rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy"),
-    min_bits: int = typer.Option(2, help="smallest bit width for weights and activations"),
-    max_bits: int = typer.Option(8, help="largest bit width for weights and activations"),
+    min_bits: int | None = typer.Option(None, help="smallest bit width for weights and "
+                                        "activations without a set [default: 2]"),
+    max_bits: int | None = typer.Option(None, help="largest bit width [default: 8]"),
+    bits: str | None = typer.Option(None, help=BITS_HELP),
+    w_bits: str | None = typer.Option(None, help=W_BITS_HELP),
+    a_bits: str | None = typer.Option(None, help=A_BITS_HELP),
     pin_ends: bool | None = typer.Option(None, "--pin-ends/--no-pin-ends",
                                          help="first/last layer at 8 bits [default: preset]"),
     dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
@@ -146,7 +151,6 @@ def search(
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.errors import ConfigError
-    from haq.policy import BitSpace
     from haq.search import EvalConfig, FinalConfig, RescoreConfig
     from haq.search import search as run_search
 
@@ -165,7 +169,7 @@ def search(
 
         units.update(METRIC_UNITS)
         result = run_search(net, data_name, hardware, budgets, strategy, specs=specs,
-                            space=BitSpace((min_bits, max_bits), (min_bits, max_bits)),
+                            space=bit_space(bits, w_bits, a_bits, min_bits, max_bits),
                             evaluation=EvalConfig(eval_samples, finetune_steps),
                             rescore=RescoreConfig(rescore_top, rescore_steps),
                             final=FinalConfig(finetune_epochs, distill=finetune_distill),

@@ -178,12 +178,6 @@ def minimum_cost(table: CostTable, space: BitSpace, specs: Sequence[LayerSpec],
     return float(np.nanmin(allowed, axis=(1, 2)).sum())
 
 
-def _space_text(space: BitSpace) -> str:
-    a = (f"a fixed at {_bits_name(space.fixed_a_bits)}" if space.weights_only
-         else f"a {space.a_range[0]}-{space.a_range[1]}")
-    return f"w {space.w_range[0]}-{space.w_range[1]}, {a}"
-
-
 def check_feasible(table: CostTable, budgets: Sequence[Budget], space: BitSpace,
                    specs: Sequence[LayerSpec]) -> dict[str, float]:
     """Refuse budgets no policy in ``space`` can meet, before any search starts.
@@ -214,11 +208,12 @@ def check_feasible(table: CostTable, budgets: Sequence[Budget], space: BitSpace,
             problems.append(
                 f"{budget.describe()} = {limit:.6g} {unit} ({limit / ref:.3f}x {ratio_name}), "
                 f"but the smallest achievable is {low:.6g} {unit} ({low / ref:.3f}x "
-                f"{ratio_name}) with bits {_space_text(space)}")
+                f"{ratio_name}) with bits {space.describe()}")
     if problems:
         pinned = list(space.pinned)
         fixes = ["raise the budget to at least the smallest achievable value",
-                 f"widen the allowed bits (down to {MIN_BITS})"]
+                 f"allow lower bit widths (down to {MIN_BITS}: --min-bits or a candidate set "
+                 "such as --w-bits)"]
         if pinned:
             fixes.append(f"unpin layers ({', '.join(pinned[:6])}"
                          f"{' ...' if len(pinned) > 6 else ''})")

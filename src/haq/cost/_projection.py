@@ -6,10 +6,13 @@ cuts late layers first, can loop forever, and skips first/last pinning when the 
 fits (reference/haq.md section 3). The rule here is:
 
 1. **Clip into the space.** Pinned layers take their pinned bits; float (``None``) or bits above
-   the allowed maximum drop to that maximum. Nothing is ever raised except to honour a pin.
+   the allowed maximum drop to that maximum, and bits between two candidates of the space's set
+   (5 with candidates {2, 4, 8}) drop to the lower one. Nothing is ever raised except to honour
+   a pin.
 2. **Decrease.** While some budget is exceeded, lower one operand (a layer's weights or its
-   input activations) by one bit. The *saving* of a step is summed over the exceeded budgets,
-   each as a fraction of its limit. Two rules pick the operand:
+   input activations) to its next lower candidate (one bit for a range; 8 -> 4 with
+   candidates {2, 4, 8}: never a width outside the set). The *saving* of a step is summed
+   over the exceeded budgets, each as a fraction of its limit. Two rules pick the operand:
 
    - ``"widest"`` (the default): among operands whose step saves cost, the one with the most
      bits; ties to the larger saving. The cut is spread evenly, as HAQ's round-robin decrease
@@ -22,15 +25,15 @@ fits (reference/haq.md section 3). The rule here is:
      4-8-bit proposals projected this way score 36 % held-out on average, against 89 % with
      ``"widest"`` and 88.5 % for uniform 4-bit (benchmarks/study_projection.py).
 
-   Remaining ties go to weights, then to the earlier layer. Every step removes one bit, so
-   this ends after at most sum(bits - min_bits) steps; it reaches the all-minimum policy at
-   worst, which is checked to fit up front.
+   Remaining ties go to weights, then to the earlier layer. Every step moves one candidate
+   down, so this ends after at most as many steps as there are candidates above the
+   minimum; it reaches the all-minimum policy at worst, which is checked to fit up front.
 3. **Give back.** The greedy pass can overshoot. Operands that were lowered are raised again by
-   one bit at a time (never above the input), cheapest first, while every budget still holds.
+   one candidate at a time (never above the input), cheapest first, while every budget still holds.
 
 Guarantee (tested against brute force): the result meets every budget (cost <= limit, computed
 by the table itself), is component-wise <= the clipped input, and is *maximal*: no single
-operand can be raised by one bit towards its input value without exceeding some budget.
+operand can be raised by one candidate towards its input value without exceeding some budget.
 It is not globally optimal in accuracy; the projection knows nothing about accuracy.
 """
 
@@ -93,14 +96,29 @@ class Projector:
 
     # -- setup --------------------------------------------------------------------------------
     def _bounds(self) -> tuple[np.ndarray, ...]:
-        """Per-layer inclusive bit bounds (0 = float); a pinned operand has lo == hi."""
-        bounds = np.zeros((4, len(self.specs)), dtype=np.int64)
-        for i, spec in enumerate(self.specs):
+        """Per-layer candidates and inclusive bit bounds (0 = float); a pinned operand has
+        lo == hi. Also the lookups ``_floor``/``_down``/``_up`` [layers, GRID_SIZE]: for every
+        bit width b (0-8), the largest candidate <= b (-1 if none), the next candidate below b
+        and the next above b (b itself if none)."""
+        n = len(self.specs)
+        self.w_choices: list[tuple[int, ...]] = []
+        self.a_choices: list[tuple[int, ...]] = []
+        for spec in self.specs:
             ws, as_ = self.space.allowed(spec)
-            w = [_FLOAT if b is None else b for b in ws]
-            a = [_FLOAT if b is None else b for b in as_]
-            bounds[:, i] = (min(w), max(w), min(a), max(a))
-        return tuple(bounds)
+            self.w_choices.append(tuple(sorted(_FLOAT if b is None else b for b in ws)))
+            self.a_choices.append(tuple(sorted(_FLOAT if b is None else b for b in as_)))
+        self._floor, self._down, self._up = {}, {}, {}
+        for op, choices in (("w", self.w_choices), ("a", self.a_choices)):
+            floor, down, up = (np.tile(np.arange(GRID_SIZE), (n, 1)) for _ in range(3))
+            for i, cands in enumerate(choices):
+                for b in range(GRID_SIZE):
+                    floor[i, b] = max((c for c in cands if c <= b), default=-1)
+                    down[i, b] = max((c for c in cands if c < b), default=b)
+                    up[i, b] = min((c for c in cands if c > b), default=b)
+            self._floor[op], self._down[op], self._up[op] = floor, down, up
+        w, a = self.w_choices, self.a_choices
+        return tuple(np.array([c[k] for c in ch], dtype=np.int64).reshape(n)
+                     for ch, k in ((w, 0), (w, -1), (a, 0), (a, -1)))
 
     def totals(self, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
         """Cost of each policy in each budget's metric: [metrics, policies] for [P, L] bits.
@@ -125,8 +143,8 @@ class Projector:
             raise BudgetInfeasibleError(
                 f"{metric} budget {limit:.6g} is below the smallest achievable {metric} "
                 f"{value:.6g} (every free layer at its minimum bits, pinned layers as pinned)"
-                "; raise the budget, lower the minimum bits (BitSpace w_range/a_range, CLI "
-                "--min-bits) or unpin layers")
+                "; raise the budget, allow lower bits (BitSpace w_range/w_bits, CLI --min-bits "
+                "or --w-bits) or unpin layers")
 
     # -- the projection -------------------------------------------------------------------------
     def clip(self, w_bits: np.ndarray, a_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +154,7 @@ class Projector:
             raise PolicyError(f"expected one weight and one activation bit width for each of "
                               f"{len(self.specs)} layers, got shapes {w.shape} and {a.shape}")
         out = []
-        for bits, lo, hi in ((w, self.w_lo, self.w_hi), (a, self.a_lo, self.a_hi)):
+        for op, bits, lo, hi in (("w", w, self.w_lo, self.w_hi), ("a", a, self.a_lo, self.a_hi)):
             pinned = lo == hi
             too_low = ~pinned & (bits != _FLOAT) & (bits < lo)
             if too_low.any():
@@ -145,6 +163,7 @@ class Projector:
                                   f"the allowed minimum {int(lo[i])}; the projection only "
                                   "lowers bits, so propose bits inside the BitSpace")
             bits = np.where((bits == _FLOAT) | (bits > hi), hi, bits)
+            bits = self._floor[op][self._rows, np.maximum(bits, 0)]  # onto the candidate set
             out.append(np.where(pinned, lo, bits))
         return out[0], out[1]
 
@@ -176,8 +195,9 @@ class Projector:
                 raise BudgetInfeasibleError("no bit left to lower but a budget is still exceeded")
             now = self._step_costs(w, a)
             weight = (over / self._scale)[:, None]  # only exceeded budgets count
-            save_w = (weight * (now - self._step_costs(np.where(can_w, w - 1, w), a))).sum(0)
-            save_a = (weight * (now - self._step_costs(w, np.where(can_a, a - 1, a)))).sum(0)
+            w_next, a_next = self._down["w"][self._rows, w], self._down["a"][self._rows, a]
+            save_w = (weight * (now - self._step_costs(np.where(can_w, w_next, w), a))).sum(0)
+            save_a = (weight * (now - self._step_costs(w, np.where(can_a, a_next, a)))).sum(0)
             can = np.concatenate([can_w, can_a])
             save = np.concatenate([save_w, save_a])
             bits = np.concatenate([w, a])
@@ -191,10 +211,10 @@ class Projector:
                 pick = np.lexsort((*ties, -score, -width))[0]
             if pick < len(w):
                 w = w.copy()
-                w[pick] -= 1
+                w[pick] = w_next[pick]
             else:
                 a = a.copy()
-                a[pick - len(w)] -= 1
+                a[pick - len(w)] = a_next[pick - len(w)]
 
     def _give_back(self, w: np.ndarray, a: np.ndarray, w_in: np.ndarray, a_in: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +226,9 @@ class Projector:
             # every single raise as one policy row; the table prices them all at once
             ws, as_ = np.tile(w, (cand.size, 1)), np.tile(a, (cand.size, 1))
             is_w = cand < n
-            ws[is_w, cand[is_w]] += 1
-            as_[~is_w, cand[~is_w] - n] += 1
+            lw, la = cand[is_w], cand[~is_w] - n
+            ws[is_w, lw] = self._up["w"][lw, ws[is_w, lw]]
+            as_[~is_w, la] = self._up["a"][la, as_[~is_w, la]]
             tot = self.totals(ws, as_)
             ok = (tot <= self.limits[:, None]).all(axis=0)
             if not ok.any():
@@ -232,7 +253,7 @@ def project(policy: Policy, table: CostTable, budgets: Sequence[Budget], space: 
 
     Returns:
         A feasible policy, component-wise <= the clipped input, from which no single operand
-        can be raised by one bit without exceeding a budget.
+        can be raised to its next candidate without exceeding a budget.
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from haq.policy import Policy
+from haq.policy import BitSpace, Policy
 from haq.report._plots import layer_role, plot_cost_breakdown, plot_policy_bits, plot_search_curves
 from haq.runs import atomic_write_text
 from haq.specs import LayerSpec
@@ -61,8 +61,8 @@ def _layer_table(specs: Sequence[LayerSpec], policy: Policy, cost: np.ndarray,
 def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable, policy: Policy,
                  metric: str, rows: Sequence[SummaryRow] = (),
                  history: Sequence[Mapping[str, Any]] = (), title: str = "haq search report",
-                 notes: Sequence[str] = (), summary_units: Mapping[str, str] | None = None
-                 ) -> Path:
+                 notes: Sequence[str] = (), summary_units: Mapping[str, str] | None = None,
+                 space: BitSpace | None = None) -> Path:
     """Write ``report.md`` and its figures into ``out_dir``; return the page's path.
 
     Args:
@@ -74,14 +74,18 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
         history: journal records, for the progress curves; empty for one-shot strategies.
         notes: extra lines (provenance, commands) placed under the title.
         summary_units: metric -> unit of the summary columns (default: the table's metrics).
+        space: the bits the search could choose; named on the page, and the bit chart is
+            ticked at its candidates only.
     """
     out_dir = Path(out_dir)
     full = Policy.uniform(specs, 8, 8)
     per_layer = table.per_layer(policy)[metric]
     reference = table.per_layer(full)[metric]
     unit = table.units[metric]
-    plot_policy_bits(specs, policy, out_dir / "bits.png")
+    plot_policy_bits(specs, policy, out_dir / "bits.png", space=space)
     plot_cost_breakdown(specs, per_layer, reference, metric, unit, out_dir / "cost.png")
+    if space is not None:
+        notes = [*notes, f"allowed bits: {space.describe()}"]
     lines = [f"# {title}", ""] + [f"- {n}" for n in notes] + [""]
     units = dict(summary_units) if summary_units is not None else dict(table.units)
     lines += ["## Summary", ""] + _summary_table(rows, list(units), units) + [""]

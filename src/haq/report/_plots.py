@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from haq.policy import Policy  # noqa: E402
+from haq.policy import BitSpace, Policy  # noqa: E402
 from haq.specs import LayerSpec  # noqa: E402
 
 # One colour per layer role, as in the paper's figures: depthwise apart from pointwise/dense.
@@ -37,8 +37,12 @@ def _bars(ax: Any, specs: Sequence[LayerSpec], values: Sequence[float], sign: fl
 
 
 def plot_policy_bits(specs: Sequence[LayerSpec], policy: Policy, path: Path,
-                     title: str = "Per-layer bit widths") -> Path:
-    """Weight bits up, activation bits down, one bar per layer, coloured by layer role."""
+                     title: str = "Per-layer bit widths", space: BitSpace | None = None) -> Path:
+    """Weight bits up, activation bits down, one bar per layer, coloured by layer role.
+
+    With ``space`` the axis is ticked at its candidate widths only (and at pinned widths), so a
+    {2, 4, 8} search reads 2, 4, 8; without it at every even width.
+    """
     w = [policy[s.name].w_bits or 32 for s in specs]
     a = [policy[s.name].a_bits or 32 for s in specs]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(specs) + 2), 4.2))
@@ -47,7 +51,8 @@ def plot_policy_bits(specs: Sequence[LayerSpec], policy: Policy, path: Path,
     top = max(max(w), max(a))
     ax.set_ylim(-min(top, 8) - 1, min(top, 8) + 3)  # headroom for the legend
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(-8, 9, 2), [str(abs(t)) for t in range(-8, 9, 2)])
+    ticks = _bit_ticks(specs, space)
+    ax.set_yticks(ticks, [str(abs(t)) for t in ticks])
     ax.set_ylabel("activation bits  |  weight bits")
     ax.set_xlabel("layer (execution order)")
     ax.set_title(title)
@@ -55,6 +60,19 @@ def plot_policy_bits(specs: Sequence[LayerSpec], policy: Policy, path: Path,
     handles = [plt.Rectangle((0, 0), 1, 1, color=ROLE_COLOURS[r]) for r in roles]
     ax.legend(handles, roles, loc="upper right", fontsize=8, ncol=len(roles))
     return _save(fig, path)
+
+
+def _bit_ticks(specs: Sequence[LayerSpec], space: BitSpace | None) -> list[int]:
+    """Axis ticks: activation widths negative, weight widths positive, 0 between."""
+    if space is None:
+        return list(range(-8, 9, 2))
+    w: set[int | None] = set()
+    a: set[int | None] = set()
+    for spec in specs:
+        ws, as_ = space.allowed(spec)
+        w.update(ws)
+        a.update(as_)
+    return sorted({0} | {-b for b in a if b is not None} | {b for b in w if b is not None})
 
 
 def plot_search_curves(history: Sequence[Mapping[str, Any]], metric: str, path: Path) -> Path:

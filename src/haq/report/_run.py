@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from haq.errors import RunError
-from haq.policy import Policy, policy_from_record
+from haq.policy import BitSpace, Policy, policy_from_record
 from haq.report._page import SummaryRow, write_report
 from haq.runs import Journal, RunLayout
 from haq.specs import LayerSpec
@@ -101,7 +101,10 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     notes += _rescore_notes(layout)
     if result.get("command"):
         notes.append(f"command: `{result['command']}`")
+    space_dict = result.get("space") or meta.get("identity", {}).get("space")
+    space = BitSpace.from_dict(space_dict) if space_dict else None
     out = Path(out_dir) if out_dir is not None else layout.report
     return write_report(out, specs=specs, table=table, policy=policy, metric=metric, rows=rows,
                         history=history, title=f"haq report: {meta.get('model', run_dir.name)}",
-                        notes=notes, summary_units={**table.units, **size.units})
+                        notes=notes, summary_units={**table.units, **size.units},
+                        space=space)

@@ -206,7 +206,7 @@ class EpisodeLoop:
             "strategy": self.strategy, "seed": seed,
             "settings": {k: v for k, v in self.settings.items() if k != "episodes"},
             "layers": [s.name for s in p.specs], "budgets": budgets,
-            "space": _space_dict(p.space), "reward_scale": self.reward_scale,
+            "space": p.space.to_dict(), "reward_scale": self.reward_scale,
             "float_accuracy": p.float_accuracy, "problem": p.provenance,
         }
         info = {"model": p.provenance.get("model"), "dataset": p.provenance.get("dataset"),
@@ -245,8 +245,3 @@ def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     done = [r for r in history if r["state"] == "complete"]
     return max(done, key=lambda r: (r["reward"], -r["episode"])) if done else None
 
-
-def _space_dict(space: Any) -> dict[str, Any]:
-    return {"w_range": list(space.w_range), "a_range": list(space.a_range),
-            "pinned": {k: [v.w_bits, v.a_bits] for k, v in sorted(space.pinned.items())},
-            "weights_only": space.weights_only, "fixed_a_bits": space.fixed_a_bits}

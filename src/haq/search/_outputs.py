@@ -41,7 +41,7 @@ def result_summary(result: SearchResult, problem: SearchProblem, strategy: str,
         "units": dict(table.units), "best_accuracy": result.best_accuracy,
         "costs": result.costs, "search_seconds": result.seconds,
         "evaluations": result.evaluations, "episodes": len(result.history),
-        "policy": result.best.summary(),
+        "policy": result.best.summary(), "space": problem.space.to_dict(),
         **{k: result.extra[k] for k in _EXTRA if k in result.extra},
     }
 

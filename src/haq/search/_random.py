@@ -19,17 +19,21 @@ from haq.search._episodic import EpisodeLoop, Proposal
 
 
 class RandomProposer:
-    """Independent uniform bits in each free operand's [min, max]; state is one Generator."""
+    """Independent uniform draws among each operand's candidates; state is one Generator.
+
+    For a range of widths this draws exactly what ``rng.integers(min, max)`` draws.
+    """
 
     def __init__(self, loop: EpisodeLoop, seed: int) -> None:
         p = loop.projector
-        self.lo = np.concatenate([p.w_lo, p.a_lo])
-        self.hi = np.concatenate([p.w_hi, p.a_hi])
+        self.choices = [*p.w_choices, *p.a_choices]
         self.rng = np.random.default_rng(seed)
 
     def ask(self, episode: int) -> Proposal:
-        bits = self.rng.integers(self.lo, self.hi, endpoint=True)
-        bits = np.where(self.lo == self.hi, self.lo, bits)  # pins (and float pins) stay as set
+        last = np.array([len(c) - 1 for c in self.choices])
+        picks = self.rng.integers(0, last, endpoint=True)
+        # a single candidate (a pin, float pins included) is kept as set
+        bits = np.array([c[i] for c, i in zip(self.choices, picks, strict=True)], dtype=np.int64)
         n = len(bits) // 2
         return Proposal(bits[:n], bits[n:], raw=None, info={"phase": "random"})
 

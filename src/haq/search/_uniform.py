@@ -20,17 +20,18 @@ from haq.search._episodic import EpisodeLoop, Proposal
 
 
 def uniform_candidates(loop: EpisodeLoop) -> list[tuple[int, int]]:
-    """Feasible, maximal uniform (w, a) pairs, most bits first (0 = float activations)."""
+    """Feasible, maximal uniform (w, a) pairs, most bits first (0 = float activations).
+
+    The widths tried are the free operands' candidates (every width of a range, or only the
+    space's set such as {2, 4, 8}).
+    """
     p = loop.projector
-    free_w, free_a = p.w_lo < p.w_hi, p.a_lo < p.a_hi
-    w_choices = range(int(p.w_lo[free_w].min()), int(p.w_hi[free_w].max()) + 1) \
-        if free_w.any() else [0]
-    a_choices = range(int(p.a_lo[free_a].min()), int(p.a_hi[free_a].max()) + 1) \
-        if free_a.any() else [0]
+    w_choices = _free_choices(p.w_choices)
+    a_choices = _free_choices(p.a_choices)
     feasible = []
     for wb in w_choices:
         for ab in a_choices:
-            w, a = _fill(p.w_lo, p.w_hi, wb), _fill(p.a_lo, p.a_hi, ab)
+            w, a = _fill(p.w_choices, wb), _fill(p.a_choices, ab)
             if (p.totals(w, a)[:, 0] <= p.limits).all():
                 feasible.append((wb, ab))
     maximal = [c for c in feasible
@@ -38,9 +39,18 @@ def uniform_candidates(loop: EpisodeLoop) -> list[tuple[int, int]]:
     return sorted(maximal, key=lambda c: (-(c[0] + c[1]), -c[0]))
 
 
-def _fill(lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
-    """``bits`` for free operands (clipped to each layer's range); pinned ones keep their pin."""
-    return np.where(lo == hi, lo, np.clip(bits, lo, hi)) if bits else lo.copy()
+def _free_choices(choices: list[tuple[int, ...]]) -> list[int]:
+    """Every candidate of the operands that are free (more than one candidate); [0] if none."""
+    free = sorted({b for c in choices if len(c) > 1 for b in c})
+    return free or [0]
+
+
+def _fill(choices: list[tuple[int, ...]], bits: int) -> np.ndarray:
+    """``bits`` for free operands (the largest candidate <= bits, else the smallest); a pinned
+    operand keeps its pin."""
+    return np.array([c[0] if len(c) == 1 or not bits else
+                     max((b for b in c if b <= bits), default=c[0]) for c in choices],
+                    dtype=np.int64)
 
 
 class UniformProposer:
@@ -52,7 +62,7 @@ class UniformProposer:
     def ask(self, episode: int) -> Proposal:
         p = self.loop.projector
         wb, ab = self.candidates[episode]
-        return Proposal(_fill(p.w_lo, p.w_hi, wb), _fill(p.a_lo, p.a_hi, ab),
+        return Proposal(_fill(p.w_choices, wb), _fill(p.a_choices, ab),
                         info={"phase": "uniform", "uniform": [wb or None, ab or None]})
 
     def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
@@ -100,7 +110,7 @@ class UniformStrategy(Strategy):
 
 def _unevaluated(loop: EpisodeLoop, pair: tuple[int, int]) -> SearchResult:
     p = loop.projector
-    w, a = _fill(p.w_lo, p.w_hi, pair[0]), _fill(p.a_lo, p.a_hi, pair[1])
+    w, a = _fill(p.w_choices, pair[0]), _fill(p.a_choices, pair[1])
     costs = loop.costs(w, a)
     policy = policy_from_bits(loop.problem.specs, w, a, strategy="uniform",
                               **loop.problem.provenance)

@@ -143,16 +143,18 @@ def _write_run(run_dir: Path, problem: SearchProblem, result: SearchResult, name
 
 
 def uniform_policy(problem: SearchProblem, bits: int) -> Policy:
-    """W{bits}A{bits} for every free layer, clipped into the space; pinned layers keep pins."""
+    """W{bits}A{bits} for every free layer, moved into the space (the largest allowed width
+    <= bits, else the smallest allowed); pinned layers keep pins."""
     layers = {}
     for spec in problem.specs:
         ws, as_ = problem.space.allowed(spec)
-        ints_w = [b for b in ws if b is not None]
-        ints_a = [b for b in as_ if b is not None]
-        w = min(max(bits, min(ints_w)), max(ints_w)) if ints_w else None
-        a = min(max(bits, min(ints_a)), max(ints_a)) if ints_a else None
-        layers[spec.name] = LayerBits(w, a)
+        layers[spec.name] = LayerBits(_nearest_below(ws, bits), _nearest_below(as_, bits))
     return Policy(layers, {"strategy": "uniform-reference", "bits": bits})
+
+
+def _nearest_below(allowed: Sequence[int | None], bits: int) -> int | None:
+    ints = [b for b in allowed if b is not None]
+    return max((b for b in ints if b <= bits), default=min(ints)) if ints else None
 
 
 def _score(policy: Policy, problem: SearchProblem, final_score: FinalScore | None

@@ -24,7 +24,7 @@ import torch
 
 from haq.cost import within_limit
 from haq.errors import ConfigError, StrategyError
-from haq.policy import GRID_SIZE, policy_from_bits
+from haq.policy import GRID_SIZE, BitSpace, policy_from_bits
 from haq.runs import BEST, RunStore
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._ilp import solve_choice
@@ -35,19 +35,29 @@ from haq.search.hgq._train import BETA_MODES, BetaControl, HgqTrainer, accuracy,
 from haq.search.ohq._oneshot import calibration_inputs, choice_bits, problem_constraints
 
 
-def reduce_policy(layers: dict[str, HgqLayer], names: list[str], reduce: str
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Integer (w, a) per layer: ceil of the reduced exact widths, clipped to 1..8.
+def reduce_policy(layers: dict[str, HgqLayer], names: list[str], reduce: str,
+                  space: BitSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Integer (w, a) per layer: ceil of the reduced exact widths, clipped to 1..8, then (with
+    ``space``) rounded up onto its candidate set (3.2 bits -> 4 with {2, 4, 8}).
 
     Weight width counts the sign bit (a b-bit symmetric grid has b-1 magnitude bits).
     """
+    w_set = space.w_candidates if space is not None else ()
+    a_set = space.a_candidates if space is not None else ()
     w, a = [], []
     with torch.no_grad():
         for name in names:
             wb, ab = layers[name].mean_widths(exact=True, reduce=reduce)
-            w.append(int(np.clip(math.ceil(float(wb) - 1e-6), 1, 8)))
-            a.append(int(np.clip(math.ceil(float(ab) - 1e-6), 1, 8)))
+            w.append(_round_up(math.ceil(float(wb) - 1e-6), w_set))
+            a.append(_round_up(math.ceil(float(ab) - 1e-6), a_set))
     return np.array(w, dtype=np.int64), np.array(a, dtype=np.int64)
+
+
+def _round_up(bits: int, candidates: tuple[int | None, ...]) -> int:
+    """``bits`` clipped to 1..8, then the smallest integer candidate >= it (else the largest)."""
+    bits = int(np.clip(bits, 1, 8))
+    ints = [c for c in candidates if c is not None]
+    return min((c for c in ints if c >= bits), default=max(ints)) if ints else bits
 
 
 def project(problem: SearchProblem, w: np.ndarray, a: np.ndarray,
@@ -206,7 +216,7 @@ class HgqStrategy(Strategy):
         epoch = trainer.epoch
         stats = trainer.train_epoch(data)
         acc = accuracy(trainer.model, data.val)
-        w, a = reduce_policy(layers, names, self.settings["reduce"])
+        w, a = reduce_policy(layers, names, self.settings["reduce"], problem.space)
         costs = problem.table.evaluate_arrays(w[None], a[None])
         costs = {m: float(np.asarray(v).reshape(-1)[0]) for m, v in costs.items()}
         ebops = trainer.cost.absolute() if isinstance(trainer.cost, EbopsCost) else float(

@@ -38,12 +38,21 @@ STATIC_FEATURES = 8
 
 @dataclass(frozen=True)
 class Step:
-    """One decision: ``operand`` ("w" or "a") of layer ``layer``, bits in [lo, hi]."""
+    """One decision: ``operand`` ("w" or "a") of layer ``layer``, bits among ``choices``.
+
+    ``choices`` are the candidate widths in ascending order, ``lo`` and ``hi`` the first and
+    last; left empty, they are every integer in [lo, hi].
+    """
 
     layer: int
     operand: str
     lo: int
     hi: int
+    choices: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            object.__setattr__(self, "choices", tuple(range(self.lo, self.hi + 1)))
 
 
 def _static_features(specs: Sequence[LayerSpec]) -> np.ndarray:
@@ -75,10 +84,9 @@ class BitEnv:
         p = projector
         self.steps: list[Step] = []
         for i in range(len(self.specs)):
-            if p.w_hi[i] > p.w_lo[i]:
-                self.steps.append(Step(i, "w", int(p.w_lo[i]), int(p.w_hi[i])))
-            if p.a_hi[i] > p.a_lo[i]:
-                self.steps.append(Step(i, "a", int(p.a_lo[i]), int(p.a_hi[i])))
+            for op, choices in (("w", p.w_choices[i]), ("a", p.a_choices[i])):
+                if len(choices) > 1:
+                    self.steps.append(Step(i, op, choices[0], choices[-1], choices))
         self.static = _static_features(self.specs)
         self.state_dim = STATIC_FEATURES + 2 + (2 if budget_features else 0)
         self._setup_budget_features()
@@ -86,18 +94,19 @@ class BitEnv:
     # -- action <-> bits ------------------------------------------------------------------------
     @staticmethod
     def action_to_bits(step: Step, action: float) -> int:
-        """Equal-width bins: [0, 1] is cut into hi - lo + 1 bins, one per bit width.
+        """Equal-width bins: [0, 1] is cut into one bin per candidate, in ascending order.
 
-        This is the paper's round(a * (hi - lo + 1) + lo - 0.5) written with floor, so that a
-        bin edge never depends on round-half-to-even.
+        For a range this is the paper's round(a * (hi - lo + 1) + lo - 0.5), written with floor
+        so that a bin edge never depends on round-half-to-even; for a candidate set such as
+        {2, 4, 8} the action picks a candidate, never a width between two of them.
         """
-        levels = step.hi - step.lo + 1
-        return int(min(step.lo + np.floor(action * levels), step.hi))
+        levels = len(step.choices)
+        return step.choices[int(min(np.floor(action * levels), levels - 1))]
 
     @staticmethod
     def bits_to_action(step: Step, bits: int) -> float:
         """Centre of the bin of ``bits``: the action stored when the projection changed bits."""
-        return (bits - step.lo + 0.5) / (step.hi - step.lo + 1)
+        return (step.choices.index(int(bits)) + 0.5) / len(step.choices)
 
     def assemble(self, step_bits: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Per-step bits -> (w_bits, a_bits) arrays; operands that are not steps keep their pin."""
