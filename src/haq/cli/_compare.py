@@ -65,11 +65,12 @@ def compare(
     from haq.search.compare import compare, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    space = bit_space(bits, w_bits, a_bits, min_bits)
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
     with console.status("building the problem (specs, cost table, calibration)..."):
         splits = load(info(model).dataset)
         problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
-                                space=bit_space(bits, w_bits, a_bits, min_bits),
+                                space=space,
                                 evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
     params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}

@@ -159,6 +159,7 @@ def search(
     if not budgets:
         raise ConfigError("give at least one budget, e.g. --latency 0.5 (half of W8A8) or "
                           "--size 1.2MB; several may be combined")
+    space = bit_space(bits, w_bits, a_bits, min_bits, max_bits)  # refused before any loading
     net, name, data_name, specs = _resolve(model, dataset, input_shape)
     run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
     units: dict[str, str] = {}
@@ -169,7 +170,7 @@ def search(
 
         units.update(METRIC_UNITS)
         result = run_search(net, data_name, hardware, budgets, strategy, specs=specs,
-                            space=bit_space(bits, w_bits, a_bits, min_bits, max_bits),
+                            space=space,
                             evaluation=EvalConfig(eval_samples, finetune_steps),
                             rescore=RescoreConfig(rescore_top, rescore_steps),
                             final=FinalConfig(finetune_epochs, distill=finetune_distill),

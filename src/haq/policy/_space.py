@@ -62,8 +62,10 @@ def _resolve(name: str, rng: Sequence[int] | None, bits: Iterable[Any] | None
 
 
 def _set_text(bits: Sequence[int]) -> str:
-    """``2-8`` for a contiguous set, ``{2, 4, 8}`` otherwise."""
-    if len(bits) > 1 and list(bits) == list(range(bits[0], bits[-1] + 1)):
+    """``8`` for one width, ``2-8`` for a contiguous set, ``{2, 4, 8}`` otherwise."""
+    if len(bits) == 1:
+        return str(bits[0])
+    if list(bits) == list(range(bits[0], bits[-1] + 1)):
         return f"{bits[0]}-{bits[-1]}"
     return "{" + ", ".join(map(str, bits)) + "}"
 
