@@ -53,6 +53,10 @@ def test_bits_option_keeps_every_width_in_the_set(strategy: str, tmp_path: Path)
 def test_single_activation_width_is_a_weights_only_search(tmp_path: Path) -> None:
     layers = _search(tmp_path, "random", "--w-bits", "2,4,8", "--a-bits", "8")
     assert all(lb["a_bits"] == 8 and lb["w_bits"] in (2, 4, 8) for lb in layers)
+    report = runner.invoke(app, ["report", str(tmp_path / "random")])
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "random" / "report" / "report.md").read_text()
+    assert "- allowed bits: w {2, 4, 8}, a 8" in page
 
 
 def test_bit_space_of_the_options() -> None:
