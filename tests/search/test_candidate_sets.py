@@ -86,3 +86,17 @@ def test_a_single_activation_candidate_is_no_decision_for_the_agent() -> None:
     env = BitEnv(problem.specs, projector, budget_features=True)
     assert [s.operand for s in env.steps] == ["w"] * len(problem.specs)
     assert all(s.choices == W_SET for s in env.steps)
+
+
+@pytest.mark.parametrize("name", ["random", "hgq"])
+def test_resuming_with_another_candidate_set_is_refused(name: str, tmp_path: Path) -> None:
+    from haq.errors import RunError
+
+    params = FAST_PARAMS[name]
+    get_strategy(name, **params).run(tiny_problem(space=SPACE), seed=0, run_dir=tmp_path)
+    other = tiny_problem(space=BitSpace(w_bits=(4, 8), a_bits=A_SET))
+    with pytest.raises(RunError, match="space"):
+        get_strategy(name, **params).run(other, seed=0, run_dir=tmp_path, resume=True)
+    again = get_strategy(name, **params).run(tiny_problem(space=SPACE), seed=0,
+                                             run_dir=tmp_path, resume=True)
+    assert SPACE.contains(again.best, other.specs)

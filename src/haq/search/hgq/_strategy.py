@@ -164,7 +164,7 @@ class HgqStrategy(Strategy):
         if run_dir is None:
             return None
         identity = {"strategy": self.name, "seed": seed, "settings": self.settings,
-                    "layers": [s.name for s in problem.specs],
+                    "layers": [s.name for s in problem.specs], "space": problem.space.to_dict(),
                     "budgets": [{"metric": b.metric, "limit": float(b.resolve(problem.table))}
                                 for b in problem.budgets],
                     **{k: v for k, v in problem.provenance.items()
