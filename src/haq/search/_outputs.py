@@ -21,10 +21,15 @@ from haq.specs import LayerSpec
 SPECS, TABLE, RESULT = "specs.json", "cost_table.json", "result.json"
 
 
-def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable) -> None:
+def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable, *,
+                 keep: bool = False) -> None:
+    """With ``keep`` (a resume) files already there stay untouched: the run's identity check
+    refuses a resume whose layers or table differ, and a refused resume changes no file."""
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path / SPECS, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
-    table.save(path / TABLE)
+    if not (keep and (path / SPECS).exists()):
+        atomic_write_text(path / SPECS, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
+    if not (keep and (path / TABLE).exists()):
+        table.save(path / TABLE)
 
 
 def write_outputs(path: Path, result: SearchResult, budgets: Sequence[Budget], table: CostTable,

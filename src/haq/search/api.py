@@ -21,12 +21,12 @@ from torch import nn
 from torch.utils.data import Subset
 
 from haq.cost import Budget, CostModel, CostTable, check_feasible
-from haq.data import DataSplits, loader
+from haq.data import DataSplits, check_fits, loader
 from haq.errors import ConfigError
 from haq.finetune import evaluate, final_finetune_config, finetune
 from haq.policy import BitSpace, Policy
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
-from haq.runs import atomic_write, refuse_overwrite
+from haq.runs import atomic_write, check_run_dir, claim
 from haq.search._base import Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._evaluator import EpisodeEvaluator
 from haq.search._outputs import write_inputs, write_outputs
@@ -160,8 +160,18 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     """
     if preset not in ("default", "paper"):
         raise ConfigError(f"unknown preset {preset!r}; choose 'default' or 'paper'")
+    if run_dir is not None:
+        check_run_dir(run_dir, resume)  # before any slow work
+    if min(finetune_steps, final_finetune_epochs) < 0:
+        raise ConfigError(f"finetune_steps and final_finetune_epochs must be >= 0, got "
+                          f"{finetune_steps} and {final_finetune_epochs}")
+    if final_finetune_epochs > 0:  # the final fine-tune's settings, checked before the search
+        config = final_finetune_config(seed, final_finetune_epochs, final_distill)
+        if final_finetune_steps is not None:
+            dataclasses.replace(config, steps=final_finetune_steps)
     model, model_name = _model(model)
     splits = _data(data)
+    check_fits(model, splits)
     specs = list(specs) if specs is not None else extract_specs(model, splits.train[0][0][None])
     budget_list = _budgets(budgets)
     table = _table(cost_model, specs, budget_list)
@@ -194,19 +204,19 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         strategy_params["episodes"] = episodes
     runner = get_strategy(strategy, **strategy_params)
     path = Path(run_dir) if run_dir is not None else None
-    if path is not None:
-        refuse_overwrite(path, resume)
-        write_inputs(path, specs, table)
-    result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
-    result = rescore(problem, result, settings, seed=seed, run_dir=path, progress=progress)
-    result.extra["float_accuracy"] = float_accuracy
-    result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
-    if final_finetune_epochs > 0:
-        result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
-                                   final_finetune_epochs, path, final_finetune_steps,
-                                   final_distill))
-    if path is not None:
-        write_outputs(path, result, budget_list, table, strategy, seed, provenance)
+    with claim(path, resume):  # one process per run directory, for the run's lifetime
+        if path is not None:
+            write_inputs(path, specs, table, keep=resume)
+        result = runner.run(problem, seed=seed, run_dir=path, resume=resume, progress=progress)
+        result = rescore(problem, result, settings, seed=seed, run_dir=path, progress=progress)
+        result.extra["float_accuracy"] = float_accuracy
+        result.extra["w8a8_accuracy"] = evaluator(Policy.uniform(specs, 8, 8)).accuracy
+        if final_finetune_epochs > 0:
+            result.extra.update(_final(model, splits, result, calibration, quant_config, seed,
+                                       final_finetune_epochs, path, final_finetune_steps,
+                                       final_distill))
+        if path is not None:
+            write_outputs(path, result, budget_list, table, strategy, seed, provenance)
     return result
 
 
