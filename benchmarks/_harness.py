@@ -75,15 +75,48 @@ class Results:
         return iter(self.records.values())
 
 
-def budget_study_parser(doc: str, samples: int) -> argparse.ArgumentParser:
+def bench_parser(doc: str, results: str, *, threads: int | None = 1,
+                 keyed: bool = False) -> argparse.ArgumentParser:
+    """The options every benchmark shares; the script adds its own, then calls ``begin``.
+
+    Args:
+        doc: the script's docstring; its first line describes the script.
+        results: the results file name under ``benchmarks/results`` (``--results`` changes it,
+            e.g. for a smoke run that must not touch the recorded results).
+        threads: default of ``--threads`` (torch intra-op threads); ``None`` keeps torch's.
+        keyed: the script runs several keyed configurations, so ``--only TEXT`` can pick some.
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads,
+                        help="torch intra-op threads" + (" [default: torch's]" if threads is None
+                                                         else ""))
+    parser.add_argument("--results", default=results,
+                        help="results file name under benchmarks/results")
+    if keyed:
+        parser.add_argument("--only", default=None,
+                            help="run only configurations whose key contains this text")
+    return parser
+
+
+def begin(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Results]:
+    """Parse the arguments, set torch's threads, print the command and the machine, and open
+    the results file."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print("command:", " ".join(["python", *sys.argv]))
+    print("machine:", machine())
+    return args, Results(args.results)
+
+
+def budget_study_parser(doc: str, results: str, samples: int) -> argparse.ArgumentParser:
     """Arguments every "policies at the latency of uniform k-bit" study takes."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser = bench_parser(doc, results)
     parser.add_argument("--model", default="mobilenetv1-fmnist")
     parser.add_argument("--hardware", default="bismo-edge")
     parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
     parser.add_argument("--samples", type=int, default=samples)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     return parser
 
 
