@@ -374,7 +374,7 @@ def _seed(r: dict[str, Any]) -> int:
 
 
 def reranked(records: list[dict[str, Any]]) -> str:
-    """The issue-4 protocol (``--results paper_experiments_v3``): projection ``widest``, the 5
+    """The re-ranking protocol (``--results paper_experiments_v3``): projection ``widest``, the 5
     best episodes re-ranked after 50 recovery steps, final fine-tune distilled from the float
     model. Each HAQ run also scores its own best episode with the same fine-tune (ablation)."""
     cells: dict[tuple[str, str, str], dict[str, dict[int, float]]] = defaultdict(
@@ -436,7 +436,7 @@ def main() -> None:
         "## 6. Search cost\n", search_cost(rows, finals),
         "## Projection rule: widest vs saving\n", projection_rules(rows, widest),
         "## Seed spread\n", seed_spread(rows, extra),
-        "## Issue-4 protocol: re-ranking and a distilled fine-tune\n",
+        "## Re-ranking and a distilled fine-tune\n",
         reranked(extra.get("paper_experiments_v3", [])),
     ]
     (DOCS / "paper-experiments.md").write_text("\n".join(parts))
