@@ -131,3 +131,30 @@ def test_runs_repair_moves_only_a_cut_last_line(haq, tmp_path) -> None:
     assert code == 0 and "is whole (2 episodes); nothing to repair" in out
     code, out = haq("runs", "repair", "elsewhere")
     assert code == 2 and "elsewhere is not a haq run directory" in out
+
+
+def test_allow_reuse_lets_a_shared_layer_be_searched(haq, tmp_path) -> None:
+    (tmp_path / "shared.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Twice(nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.conv = nn.Conv2d(1, 1, 3, padding=1)
+                self.head = nn.Linear(64, 4)
+
+            def forward(self, x):
+                return self.head(self.conv(self.conv(x)).flatten(1))
+
+        def build():
+            return Twice()
+    """))
+    args = ["search", "shared.py:build", *SEARCH, "--input-shape", "1,8,8", "--run", "r"]
+    code, out = haq(*args)
+    assert code == 2 and "pass allow_reuse=True (CLI: --allow-reuse with --input-shape)" in out
+    code, out = haq(*args, "--allow-reuse")
+    assert code == 0, out
+    assert [s["name"] for s in json.loads((tmp_path / "r" / "specs.json").read_text())] == \
+        ["conv", "head"]
