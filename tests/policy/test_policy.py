@@ -136,3 +136,28 @@ def test_arrays_summary_and_lengths(specs) -> None:
         Policy.from_arrays(specs, [2], [3, 4])
     assert policy != Policy.uniform(specs, 8, 8) and policy != "w[2,8] a[3,1]"
     assert policy == Policy(dict(policy.layers), {"other": "provenance"})
+
+
+def test_policies_are_plain_values(specs) -> None:
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LayerBits(4, 4).w_bits = 2  # type: ignore[misc]
+    policy = Policy({"0": LayerBits(4, None), "3": LayerBits(None, 2)})
+    assert policy.to_json().startswith('{\n  "format": "haq-policy",\n  "version": 1,\n')
+    w, a = policy.arrays(specs)
+    assert w.tolist() == [4, 0] and a.tolist() == [0, 2]  # float is 0 in bit arrays
+
+
+def test_an_unknown_layer_lists_the_models_layers(specs) -> None:
+    many = [dataclasses_replace(specs[0], name=f"l{i}") for i in range(9)]
+    with pytest.raises(PolicyError, match=r"the model's layers are \['l0', .*'l7'\] \.\.\. "):
+        Policy.uniform(specs, 4, 4).validate(many)
+    with pytest.raises(PolicyError, match=r"the model's layers are \['l0', .*'l7'\] \(`haq"):
+        Policy.uniform(specs, 4, 4).validate(many[:8])
+
+
+def dataclasses_replace(spec, **changes):
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from haq.cost import Budget, CostTable
 from haq.errors import BudgetInfeasibleError, PolicyError
 from haq.policy import PROJECTION_RULES as RULES
-from haq.policy import BitSpace, LayerBits, Policy
-from haq.policy import Projector, project
+from haq.policy import BitSpace, LayerBits, Policy, Projector, project
 from haq.specs import LayerSpec
 
 METRICS = ("latency", "energy")
