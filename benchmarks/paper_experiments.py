@@ -179,6 +179,8 @@ def main() -> None:
                         help="re-rank the N best policies of haq/random after a short recovery")
     parser.add_argument("--rescore-steps", type=int, default=50)
     args, results = begin(parser)
+    if args.results.startswith("paper_experiments_"):  # the older spelling of a variant
+        results = Results("paper_experiments", args.results.removeprefix("paper_experiments_"))
     hardware = args.hardware or EXPERIMENTS[args.experiment][1]
     for model in args.models.split(","):
         for hw in hardware.split(","):

@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("module", help="source file, e.g. src/haq/runs/_journal.py")
     parser.add_argument("tests", nargs="+", help="test files that should catch its mutants")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per mutant")
+    parser.add_argument("--fail-under", type=float, default=0.0,
+                        help="exit with status 1 if fewer than this percentage are caught")
     args = parser.parse_args()
 
     path = Path(args.module)
@@ -166,8 +168,11 @@ def main() -> None:
         if not _run(module_name, source, str(path), args.tests, args.timeout):
             survivors.append(f"  {path}:{line}  {what}")
     killed = total - len(survivors)
-    print(f"{path}: {killed}/{total} mutants caught ({100 * killed / max(total, 1):.0f} %)")
-    print("\n".join(survivors))
+    score = 100 * killed / max(total, 1)
+    print(f"{path}: {killed}/{total} mutants caught ({score:.0f} %)")
+    print("\n".join(survivors), flush=True)
+    if score < args.fail_under:
+        sys.exit(f"{path}: {score:.0f} % caught, below the required {args.fail_under:g} %")
 
 
 if __name__ == "__main__":
