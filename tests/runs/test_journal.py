@@ -109,14 +109,19 @@ def test_a_partial_os_write_is_completed_not_cut(tmp_path, monkeypatch) -> None:
 
 
 def test_records_are_compact_lines_and_the_file_is_created_readable(tmp_path) -> None:
+    import os
     import stat
 
     journal = Journal(tmp_path / JOURNAL)
     assert journal.read() == []  # no file yet: no records, nothing created
     assert not (tmp_path / JOURNAL).exists()
-    journal.append({"episode": 0, "raw": [0.5, 1]})
+    old = os.umask(0o022)
+    try:
+        journal.append({"episode": 0, "raw": [0.5, 1]})
+    finally:
+        os.umask(old)
     assert (tmp_path / JOURNAL).read_bytes() == b'{"episode":0,"raw":[0.5,1]}\n'
-    assert stat.S_IMODE((tmp_path / JOURNAL).stat().st_mode) & 0o644 == 0o644
+    assert stat.S_IMODE((tmp_path / JOURNAL).stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize("line", [b"[1, 2]", b"3", b'"text"', b"null"])
