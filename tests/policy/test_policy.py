@@ -38,6 +38,8 @@ def test_round_trip(specs, tmp_path) -> None:
         (lambda d: d["layers"].update(nope={"w_bits": 4, "a_bits": 4}), "does not have"),
         (lambda d: d["layers"].pop("3"), "no entry for layer"),
         (lambda d: d.update(layers=[]), "non-empty object"),
+        (lambda d: d.update(layers={}), "non-empty object"),
+        (lambda d: d.update(layers=[["0", {"w_bits": 4, "a_bits": 4}]]), "non-empty object"),
     ],
 )
 def test_bad_files_name_the_bad_entry(specs, mutate, message) -> None:

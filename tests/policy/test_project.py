@@ -356,3 +356,76 @@ def test_projector_refuses_wrong_shapes_and_keeps_bounds() -> None:
         proj.project_arrays(np.array([8, 8, 8]), np.array([8, 8]))
     w, a = proj.project_arrays(np.array([0, 8]), np.array([0, 1 + 2]))
     assert (w.tolist(), a.tolist()) == ([8, 7], [8, 3])
+
+
+def quadratic_weights_table(scale: list[float], per_w_bit: list[float]) -> np.ndarray:
+    """cost(layer, w, a) = scale * w^2 + per_w_bit * w (float counts as 9 bits)."""
+    w = np.arange(1, 10, dtype=np.float64)[:, None] + np.zeros((1, 9))
+    return np.stack([s * w**2 + k * w for s, k in zip(scale, per_w_bit, strict=True)])
+
+
+def test_savings_are_priced_at_the_operands_current_bits() -> None:
+    # layer 0 saves 64 - 49 = 15 by going 8 -> 7, layer 1 saves 14: the saving rule cuts layer 0
+    # (priced one bit lower, layer 0 would save 13 and lose to layer 1)
+    specs = make_specs(2)
+    table = make_table({"latency": quadratic_weights_table([1.0, 0.0], [0.0, 14.0])})
+    budget = [absolute("latency", 64 + 112 - 14)]
+    out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [7, 8]
+
+
+def test_savings_are_signed_for_weights_and_activations_alike() -> None:
+    # weights are dear (10 per bit), activations cheap (1 per bit): one weight bit meets the cut
+    specs = make_specs(2)
+    table = linear_table([10.0, 10.0], [1.0, 1.0])
+    budget = [absolute("latency", 2 * 80 + 2 * 8 - 10)]
+    for rule in RULES:
+        out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule=rule)
+        assert _bits(out) == ([7, 8], [8, 8]), rule
+
+
+def test_the_saving_rule_breaks_equal_savings_by_more_bits() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 1.0], [0.0, 0.0])
+    policy = Policy({"l0": LayerBits(6, 8), "l1": LayerBits(8, 8)})
+    out = project(policy, table, [absolute("latency", 13.0)], BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [6, 7]
+
+
+def test_give_back_may_land_exactly_on_the_limit() -> None:
+    specs = make_specs(3)
+    table = linear_table([1.0, 2.0, 10.0], [0.0, 0.0, 0.0])
+    policy = Policy({"l0": LayerBits(8, 8), "l1": LayerBits(8, 8), "l2": LayerBits(7, 8)})
+    out = project(policy, table, [absolute("latency", 82.0)], BitSpace(), specs)
+    assert _bits(out)[0] == [8, 7, 6] and table.evaluate(out)["latency"] == 82.0
+
+
+def test_exceeded_budgets_are_weighed_as_fractions_of_their_limits() -> None:
+    # latency (limit ~100) and size (limit ~10000) both exceeded; per bit, layer 0 saves 10 ms
+    # (10 % of its limit) and layer 1 saves 100 bytes (1 %): the cut goes to layer 0 first
+    specs = make_specs(2)
+    lat = linear_table([10.0, 0.0], [0.0, 0.0]).values["latency"]
+    size = linear_table([0.0, 100.0], [0.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 75.0), absolute("size", 795.0)]
+    out = project(Policy.uniform(specs, 8, 8), table, budgets, BitSpace(), specs,
+                  rule="saving")
+    assert _bits(out)[0] == [7, 7]
+    proj = Projector(table, budgets, BitSpace(), specs)
+    assert proj.totals(np.array([8, 8]), np.array([8, 8])).tolist() == [[80.0], [800.0]]
+    assert Projector(table, [], BitSpace(), specs).totals(np.array([8, 8]),
+                                                          np.array([8, 8])).shape == (0, 1)
+
+
+def test_give_back_weighs_each_budget_by_its_limit() -> None:
+    # after the cut either layer could take a bit back, but only one fits. Layer 0's bit adds
+    # 10 ms of 77; layer 1's adds 1 ms and 40 bytes of 1326: less of the budgets, so it wins
+    specs = make_specs(2)
+    lat = linear_table([10.0, 1.0], [0.0, 0.0]).values["latency"]
+    size = linear_table([1.0, 40.0], [125.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 77.0), absolute("size", 1326.0)]
+    proj = Projector(table, budgets, BitSpace(), specs)
+    eights = np.array([8, 8])
+    w, a = proj._give_back(np.array([6, 7]), eights, np.array([7, 8]), eights)
+    assert (w.tolist(), a.tolist()) == ([6, 8], [8, 8])
