@@ -11,8 +11,9 @@ imported haq and torch; the mutated source is executed into the live module, and
 haq modules imported from it are pointed at the mutated functions and classes. A mutant is
 caught if a test fails, or if the tests take longer than the timeout.
 
-mutmut (3.x) was tried first; its trampolines and stats pass over the whole suite did not fit
-a 2-core machine in reasonable time, so this small tool is what ``make mutation`` runs.
+Why not mutmut 3: it maps tests to functions by running the whole test suite first, and
+copies the tree into ``mutants/``; this tool needs neither, since each module comes
+with the short list of test files meant to catch its mutants, and it takes minutes.
 """
 
 from __future__ import annotations
