@@ -149,6 +149,14 @@ def test_an_unwritable_run_directory_is_a_run_error(tmp_path: Path, monkeypatch)
         pass
 
 
+def test_a_read_only_run_directory_is_refused_before_anything_runs(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    RunStore.open(tmp_path / "run", {"seed": 0})
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a read-only mount answers
+    with pytest.raises(RunError, match="run directory .*run is read-only; make it writable"):
+        check_run_dir(tmp_path / "run", resume=True)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_a_read_only_run_directory_is_a_run_error(tmp_path: Path) -> None:
     tmp_path.chmod(0o500)

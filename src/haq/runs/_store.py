@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import sys
 import time
@@ -73,6 +74,9 @@ def check_run_dir(path: str | Path, resume: bool) -> None:
     if path.exists() and not path.is_dir():
         raise RunError(f"run directory {path} is a file; give a directory (it is created if "
                        "missing), e.g. --run runs/my-search")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"run directory {path} is read-only; make it writable or choose another "
+                       "(CLI: --run DIR)")
     if holds_run(path):
         refuse_overwrite(path, resume)
         check_unlocked(path)
