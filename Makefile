@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test install dev data lint bench clean
+.PHONY: demo test install dev data lint bench clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -37,6 +37,14 @@ test: dev data
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
+
+# Mutation testing, not in CI (about 15 CPU-minutes): the share of single-operator changes to
+# four core modules that their fast tests catch (docs/benchmarks.md, "Mutation testing").
+mutation: dev
+	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/policy/_project.py tests/policy/test_project.py
+	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/cost/_budget.py tests/cost/test_budget.py
+	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/runs/_journal.py tests/runs/test_journal.py
+	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/policy/_policy.py tests/policy/test_policy.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,13 +1,16 @@
-"""Shared plumbing for benchmark scripts: machine description and a resumable results file.
+"""Shared plumbing for benchmark scripts: one command line, the machine, a resumable results file.
 
 Every benchmark appends one JSON line per finished configuration to ``benchmarks/results/<name>
-.jsonl``. A killed or interrupted benchmark, run again, skips the configurations already there,
-so it can be run piecewise (``--only KEY`` runs a subset).
+.jsonl`` (or ``<name>.jsonl.gz`` once a study's file is compressed: one gzip member per line).
+A killed or interrupted benchmark, run again, skips the configurations already there, so it can
+be run piecewise (``--only KEY`` runs a subset). Reruns of one study under other settings are a
+*variant* of it (``--variant widest``): the same file, records tagged with the variant.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -37,20 +40,44 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-class Results:
-    """Append-only JSONL of finished configurations, keyed by a string."""
+def _lines(path: Path) -> list[str]:
+    """The file's lines; a torn end (a killed run's last write) is dropped."""
+    if not path.exists():
+        return []
+    if path.suffix != ".gz":
+        return path.read_text().splitlines()
+    lines: list[str] = []
+    try:
+        with gzip.open(path, "rt") as handle:
+            lines.extend(handle)
+    except (EOFError, gzip.BadGzipFile):
+        pass
+    return lines
 
-    def __init__(self, name: str) -> None:
-        self.path = RESULTS_DIR / f"{name}.jsonl"
+
+class Results:
+    """Append-only JSONL of finished configurations of one study variant, keyed by a string."""
+
+    def __init__(self, name: str, variant: str = "") -> None:
+        packed = RESULTS_DIR / f"{name}.jsonl.gz"
+        self.path = packed if packed.exists() else RESULTS_DIR / f"{name}.jsonl"
+        self.variant = variant
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:  # a torn last line from a killed run
-                    continue
+        for record in self.all(self.path):
+            if record.get("variant", "") == variant:
                 self.records[record["key"]] = record
+
+    @staticmethod
+    def all(path: Path) -> list[dict[str, Any]]:
+        """Every whole record of a results file, any variant."""
+        records = []
+        for line in _lines(path):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line from a killed run
+                continue
+        return records
 
     def done(self, key: str) -> bool:
         return key in self.records
@@ -62,10 +89,12 @@ class Results:
         return self.done(key)
 
     def add(self, key: str, **values: Any) -> dict[str, Any]:
-        record = {"key": key, "command": " ".join(sys.argv), "machine": machine(),
+        record = {"key": key, **({"variant": self.variant} if self.variant else {}),
+                  "command": " ".join(sys.argv), "machine": machine(),
                   "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **values}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode()
+        with self.path.open("ab") as handle:
+            handle.write(gzip.compress(line) if self.path.suffix == ".gz" else line)
             handle.flush()
             os.fsync(handle.fileno())
         self.records[key] = record
@@ -75,15 +104,50 @@ class Results:
         return iter(self.records.values())
 
 
-def budget_study_parser(doc: str, samples: int) -> argparse.ArgumentParser:
+def bench_parser(doc: str, results: str, *, threads: int | None = 1,
+                 keyed: bool = False) -> argparse.ArgumentParser:
+    """The options every benchmark shares; the script adds its own, then calls ``begin``.
+
+    Args:
+        doc: the script's docstring; its first line describes the script.
+        results: the results file name under ``benchmarks/results`` (``--results`` changes it,
+            e.g. for a smoke run that must not touch the recorded results).
+        threads: default of ``--threads`` (torch intra-op threads); ``None`` keeps torch's.
+        keyed: the script runs several keyed configurations, so ``--only TEXT`` can pick some.
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads,
+                        help="torch intra-op threads" + (" [default: torch's]" if threads is None
+                                                         else ""))
+    parser.add_argument("--results", default=results,
+                        help="results file name under benchmarks/results")
+    parser.add_argument("--variant", default="",
+                        help="tag for a rerun of the study under other settings (same file)")
+    if keyed:
+        parser.add_argument("--only", default=None,
+                            help="run only configurations whose key contains this text")
+    return parser
+
+
+def begin(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Results]:
+    """Parse the arguments, set torch's threads, print the command and the machine, and open
+    the results file."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print("command:", " ".join(["python", *sys.argv]))
+    print("machine:", machine())
+    return args, Results(args.results, args.variant)
+
+
+def budget_study_parser(doc: str, results: str, samples: int) -> argparse.ArgumentParser:
     """Arguments every "policies at the latency of uniform k-bit" study takes."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser = bench_parser(doc, results)
     parser.add_argument("--model", default="mobilenetv1-fmnist")
     parser.add_argument("--hardware", default="bismo-edge")
     parser.add_argument("--bits", type=int, default=4, help="budget = latency of uniform k-bit")
     parser.add_argument("--samples", type=int, default=samples)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     return parser
 
 

@@ -10,23 +10,16 @@ form); and ``CostTable.evaluate_arrays`` on 10,000 random policies. Target: BitF
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 
+from _harness import begin, bench_parser
 from haq.cost import get
 from haq.models import create, example_input
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
 
 MODEL = "mobilenetv2-imagenet"
 
@@ -38,11 +31,9 @@ def _timed(fn) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_cost_tables", threads=None)
     parser.add_argument("--repeats", type=int, default=5, help="runs of the fast timings")
-    args = parser.parse_args()
-    print("command:", " ".join(["python", *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     specs = extract_specs(create(MODEL), example_input(MODEL))
     print(f"{MODEL}: {len(specs)} layers")
     record: dict[str, float] = {}
@@ -68,7 +59,7 @@ def main() -> None:
                           for _ in range(args.repeats))
     record["evaluate_arrays_10k_s"] = t
     print(f"evaluate_arrays  10,000 policies x {len(specs)} layers: {t * 1e3:.1f} ms")
-    Results("bench_cost_tables").add(f"{MODEL}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
+    results.add(f"{MODEL}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
 
 
 if __name__ == "__main__":

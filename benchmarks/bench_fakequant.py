@@ -17,22 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from _harness import begin, bench_parser
 from haq.policy import LayerBits, Policy
 from haq.quantize import QuantConfig, apply_policy_, quantized_layers, set_policy_
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
 
 
 def build_model() -> tuple[nn.Module, str]:
@@ -120,19 +114,14 @@ def run(args: argparse.Namespace, channels_last: bool) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "bench_fakequant", threads=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=250)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true",
                         help="also time both models in channels_last memory format")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print("command:", " ".join([sys.executable, *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     print("load average before (1, 5, 15 min):", os.getloadavg())
-    results = Results("bench_fakequant")
     for channels_last in (False, True) if args.channels_last else (False,):
         r = run(args, channels_last)
         fmt = "channels_last" if channels_last else "contiguous"

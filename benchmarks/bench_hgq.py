@@ -20,26 +20,19 @@ EBOPs and test accuracy >= its accuracy.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from _harness import begin, bench_parser
 from haq.data import load
 from haq.search.hgq._cost import EbopsCost
 from haq.search.hgq._layers import trace_ranges, wrap_model
 from haq.search.hgq._quantizer import integer_bits
 from haq.search.hgq._train import BetaControl, HgqTrainer, accuracy
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
 
 
 def svhn_style_cnn() -> nn.Module:
@@ -121,7 +114,7 @@ def hgq_front(float_model: nn.Module, specs, train: list, val: list, test: list,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_hgq", threads=None)
     parser.add_argument("--train", type=int, default=20000, help="training samples used")
     parser.add_argument("--pretrain-epochs", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=30, help="QAT 'epochs' per bit width")
@@ -131,12 +124,7 @@ def main() -> None:
     parser.add_argument("--beta0", type=float, default=0.03)
     parser.add_argument("--beta1", type=float, default=300.0)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print("command:", " ".join(["python", *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     clock = time.perf_counter()
     splits = load("fashion-mnist")
     tx, ty = splits.train.tensors[0][: args.train], splits.train.tensors[1][: args.train]
@@ -172,7 +160,7 @@ def main() -> None:
               f"{'HGQ' if win else 'uniform'}")
     print(f"HGQ dominates at {wins} of {len(uniform)} matched budgets "
           f"(total {time.perf_counter() - clock:.0f} s)")
-    Results("bench_hgq").add(f"fmnist-{time.strftime('%Y%m%d-%H%M%S')}", args=vars(args),
+    results.add(f"fmnist-{time.strftime('%Y%m%d-%H%M%S')}", args=vars(args),
                              float_accuracy=float_acc, uniform=uniform, front=front, wins=wins,
                              seconds=time.perf_counter() - clock)
 

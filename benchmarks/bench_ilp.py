@@ -15,25 +15,18 @@ Two workloads, each solved for several seeds:
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
 
 import numpy as np
 
+from _harness import begin, bench_parser
 from haq.cost import Budget, get
 from haq.models import create, example_input
 from haq.policy import GRID_SIZE, BitSpace
 from haq.search._ilp import Constraint, solve_choice
 from haq.specs import extract_specs
 from haq.testing import random_score_and_costs
-
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
 
 
 def synthetic(seed: int) -> tuple[np.ndarray, np.ndarray, list[Constraint]]:
@@ -63,11 +56,9 @@ def mobilenet(seed: int, specs, table) -> tuple[np.ndarray, np.ndarray, list[Con
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_ilp", threads=None)
     parser.add_argument("--seeds", type=int, default=20, help="instances per workload")
-    args = parser.parse_args()
-    print("command:", " ".join(["python", *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     specs = extract_specs(create("mobilenetv2-imagenet"), example_input("mobilenetv2-imagenet"))
     table = get("bismo-cloud").table(specs)
     record: dict[str, float] = {}
@@ -90,7 +81,7 @@ def main() -> None:
         print(f"{name:18s} layers {score.shape[0]:3d}  median {med:.3f} s  p90 "
               f"{record[f'{name}_p90_s']:.3f} s  max {worst:.3f} s  proven optimal "
               f"{optimal}/{args.seeds}")
-    Results("bench_ilp").add(f"ilp-{time.strftime('%Y%m%d-%H%M%S')}", seeds=args.seeds, **record)
+    results.add(f"ilp-{time.strftime('%Y%m%d-%H%M%S')}", seeds=args.seeds, **record)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ network are meaningless; the timing is the same).
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import numpy as np
-import torch
 
+from _harness import begin, bench_parser
 from haq.cost import Budget, get
 from haq.hw import profile
 from haq.models import create, example_input, info
@@ -27,24 +25,13 @@ from haq.search import SearchProblem
 from haq.search.ohq import OhqStrategy
 from haq.specs import extract_specs
 
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
-
 MODEL = "mobilenetv1-fmnist"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser = bench_parser(__doc__, "bench_ohq", threads=None)
     parser.add_argument("--model", default=MODEL, help="zoo model")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print("command:", " ".join(["python", *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     name = args.model
     trained = info(name).has_weights
     model = create(name, pretrained=trained)
@@ -91,7 +78,7 @@ def main() -> None:
     print(f"host-measured table: profile {t_profile:.1f} s, OHQ {t_measured:.1f} s, policy "
           f"{record['measured_table_policy']} at {record['measured_latency_ms']:.3f} ms "
           f"(W8A8 {record['measured_w8a8_ms']:.3f} ms; mean w bits {np.mean(w):.2f})")
-    Results("bench_ohq").add(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
+    results.add(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", **record)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ the timing is the same).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,32 +21,22 @@ import numpy as np
 import torch
 
 import haq
+from _harness import begin, bench_parser
 from haq.data import load
 from haq.models import create, info
 from haq.search import EvalConfig
 from haq.search.rl import HaqConfig
 
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
-
 MODEL = "mobilenetv1-fmnist"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_search", threads=None)
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--finetune-steps", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--run", type=Path, default=None, help="keep the run here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print("command:", " ".join(["python", *sys.argv]))
-    print("machine:", machine())
+    args, results = begin(parser)
     trained = info(MODEL).has_weights
     key = (f"{MODEL}-bismo-edge-0.5x-{args.episodes}ep-{args.eval_samples}s-"
            f"ft{args.finetune_steps}-t{torch.get_num_threads()}-h{HaqConfig().hidden}")
@@ -96,7 +84,7 @@ def main() -> None:
         "best_policy": result.best.summary(), "run_dir": str(run_dir),
     }
     print(json.dumps(summary, indent=2))
-    Results("bench_search").add(key, **summary)
+    results.add(key, **summary)
     print(f"| {key} | {summary['total_s']:.0f} s | {summary['s_per_episode']:.2f} s/episode | "
           f"agent {100 * summary['agent_share']:.1f}% |")
 

@@ -10,11 +10,10 @@ marked there as recalled, not verified against the PDF ("unverified" below).
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import haq.cost
-from _harness import Results
+from _harness import begin, bench_parser
 from haq.models import create, example_input
 from haq.policy import Policy
 from haq.specs import extract_specs
@@ -33,10 +32,7 @@ HARDWARE = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=None, help="run only keys containing this text")
-    args = parser.parse_args()
-    results = Results("paper_cost_only")
+    args, results = begin(bench_parser(__doc__, "paper_cost_only", keyed=True))
     for model_name in ("mobilenetv1-imagenet", "mobilenetv2-imagenet"):
         model = create(model_name)
         specs = extract_specs(model, example_input(model_name))

@@ -25,9 +25,7 @@ import hashlib
 import json
 import time
 
-import torch
-
-from _harness import Results
+from _harness import Results, begin, bench_parser
 from haq.cost import Budget
 from haq.policy import BitSpace, Policy, policy_from_record
 from haq.quantize import QuantConfig
@@ -157,7 +155,7 @@ def run_config(results: Results, args: argparse.Namespace, experiment: str, mode
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "paper_experiments")
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="latency")
     parser.add_argument("--models", default="mobilenetv1-fmnist,mobilenetv2-fmnist")
     parser.add_argument("--hardware", default=None,
@@ -181,12 +179,9 @@ def main() -> None:
     parser.add_argument("--rescore-top", type=int, default=0,
                         help="re-rank the N best policies of haq/random after a short recovery")
     parser.add_argument("--rescore-steps", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--results", default="paper_experiments",
-                        help="results file name under benchmarks/results (smoke runs)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = Results(args.results)
+    args, results = begin(parser)
+    if args.results.startswith("paper_experiments_"):  # the older spelling of a variant
+        results = Results("paper_experiments", args.results.removeprefix("paper_experiments_"))
     hardware = args.hardware or EXPERIMENTS[args.experiment][1]
     for model in args.models.split(","):
         for hw in hardware.split(","):

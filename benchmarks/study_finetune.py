@@ -12,27 +12,18 @@ Test top-1 after each, one JSON line per (model, policy, recipe, seed).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
-import torch
-
+from _harness import begin, bench_parser
 from haq.finetune import TrainConfig, evaluate, final_finetune_config, finetune
 from haq.models import create, example_input
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
 from haq.search import CALIBRATION_BATCH
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
 
 RECIPES = {  # name: (changes to final_finetune_config, step multiplier)
     "base": ({}, 1),
@@ -58,19 +49,16 @@ def load_policy(text: str, specs) -> Policy:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "study_finetune")
     parser.add_argument("--model", default="mobilenetv1-fmnist")
     parser.add_argument("--policies", default="W4A4,W5A5,W6A6")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--steps", type=int, default=100, help="steps of the base recipe")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args, results = begin(parser)
     from haq.data import load, loader
     from haq.quantize import DEFAULT_CALIBRATION_BATCHES
 
-    results = Results("study_finetune")
     model = create(args.model, pretrained=True)
     specs = extract_specs(model, example_input(args.model))
     splits = load("fashion-mnist")

@@ -14,27 +14,17 @@ budget is scored beside them. Both rules see the same raw policies.
 from __future__ import annotations
 
 import statistics
-import sys
 
 import numpy as np
-import torch
 
+from _harness import begin, budget_study_parser, latency_budget_problem
 from haq.cost import Projector
 from haq.policy import BitSpace, Policy
 
-try:
-    from _harness import Results, budget_study_parser, latency_budget_problem
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, budget_study_parser, latency_budget_problem
-
 
 def main() -> None:
-    parser = budget_study_parser(__doc__, samples=30)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args, results = begin(budget_study_parser(__doc__, "study_projection", samples=30))
     key = f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.seed}"
-    results = Results("study_projection")
     if results.finished(key):
         return
     budget, problem, _ = latency_budget_problem(args)

@@ -24,37 +24,28 @@ each costs per policy.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 
 import numpy as np
-import torch
 from scipy.stats import spearmanr
 
+from _harness import begin, budget_study_parser, latency_budget_problem
 from haq.cost import Projector
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
 from haq.search import FinalConfig, final_scorer
 from haq.search._evaluator import EpisodeEvaluator
 
-try:
-    from _harness import Results, budget_study_parser, latency_budget_problem
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, budget_study_parser, latency_budget_problem
-
 
 def main() -> None:
-    parser = budget_study_parser(__doc__, samples=12)
+    parser = budget_study_parser(__doc__, "study_proxy", samples=12)
     parser.add_argument("--steps", type=int, default=50, help="recovery steps (reference)")
     parser.add_argument("--bn-batches", type=int, default=4)
     parser.add_argument("--final", action="store_true",
                         help="also fine-tune each policy 100 steps and score it on test")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args, results = begin(parser)
     key = (f"{args.model}/{args.hardware}/{args.bits}/{args.samples}/{args.steps}/"
            f"{args.bn_batches}/{args.seed}" + ("/final" if args.final else ""))
-    results = Results("study_proxy")
     if results.finished(key):
         return
     budget, problem, splits = latency_budget_problem(args)

@@ -136,3 +136,56 @@ def test_is_met_is_the_one_feasibility_check(toy) -> None:
     assert budgets_met({"latency": 99.0}, [budget, second], table)
     assert not budgets_met({"latency": 150.0}, [budget, second], table)  # only the 2nd fails
     assert budgets_met({"latency": 150.0}, [budget], table)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"metric": ""}, "budget metric must be a metric name"),
+    ({"metric": 5}, "budget metric must be a metric name"),
+    ({"reference": (8, 8, 8)}, "budget reference must be"),
+    ({"reference": (0, 8)}, "budget reference must be"),
+    ({"reference": (8, 9)}, "budget reference must be"),
+    ({"reference": (True, 8)}, "budget reference must be"),
+    ({"reference": (8.0, 8)}, "budget reference must be"),
+])
+def test_budget_fields_are_validated(kwargs, message) -> None:
+    with pytest.raises(BudgetError, match=message):
+        Budget(**{"metric": "latency", "limit": 0.5, "relative": True, **kwargs})
+
+
+def test_budget_edges_are_accepted_and_the_budget_is_frozen() -> None:
+    import dataclasses
+
+    for reference in [(1, 8), (8, 1), (None, 8), (None, None)]:
+        assert Budget("latency", 0.5, relative=True, reference=reference).reference == reference
+    budget = Budget("latency", 0.5, relative=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        budget.limit = 0.9  # type: ignore[misc]
+
+
+def test_describe_names_the_unit_or_the_reference() -> None:
+    assert Budget("latency", 2.0).describe() == "latency <= 2 ms"
+    assert Budget.parse("energy", "3.5mJ").describe() == "energy <= 3.5e+06 nJ"
+    assert Budget("mine", 3.0).describe() == "mine <= 3"
+    assert Budget("mine", 3.0, unit="Hz").describe() == "mine <= 3 Hz"
+    assert Budget("size", 0.25, relative=True, reference=(None, 4)).describe() == \
+        "size <= 0.25x WFA4"
+
+
+def test_feasibility_tolerance_is_exactly_one_part_in_a_billion(toy) -> None:
+    import math
+
+    table, specs = toy
+    space = BitSpace()
+    low = minimum_cost(table, space, specs, "latency")
+    limit = low / (1 + 1e-9)  # the smallest limit the tolerance still accepts
+    while limit * (1 + 1e-9) < low:
+        limit = math.nextafter(limit, math.inf)
+    while limit * (1 + 1e-9) > low:
+        limit = math.nextafter(limit, 0.0)
+    assert limit * (1 + 1e-9) == low
+    assert check_feasible(table, [Budget("latency", limit)], space, specs) == {"latency": low}
+    below = math.nextafter(limit, 0.0)
+    with pytest.raises(BudgetInfeasibleError):
+        check_feasible(table, [Budget("latency", below)], space, specs)
+    with pytest.raises(BudgetInfeasibleError):
+        check_feasible(table, [Budget("latency", low * (1 - 2e-9))], space, specs)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from haq.cost import PROJECTION_RULES as RULES
 from haq.cost import Budget, CostTable, Projector, project
 from haq.errors import BudgetInfeasibleError, PolicyError
 from haq.policy import BitSpace, LayerBits, Policy
@@ -240,3 +241,191 @@ def test_projection_is_fast_enough_for_every_episode() -> None:
     start = time.perf_counter()
     proj.project_arrays(np.full(layers, 8), np.full(layers, 8))
     assert time.perf_counter() - start < 2.0  # ~600 greedy steps; an episode takes seconds
+
+
+def linear_table(per_w_bit: list[float], per_a_bit: list[float], metric: str = "latency"
+                 ) -> CostTable:
+    """cost(layer, w, a) = per_w_bit[layer] * w + per_a_bit[layer] * a (float counts as 9)."""
+    bits = np.arange(1, 10, dtype=np.float64)
+    cost = np.stack([cw * bits[:, None] + ca * bits[None, :]
+                     for cw, ca in zip(per_w_bit, per_a_bit, strict=True)])
+    return make_table({metric: cost})
+
+
+def _bits(policy: Policy) -> tuple[list, list]:
+    return ([policy[n].w_bits for n in policy.layers], [policy[n].a_bits for n in policy.layers])
+
+
+@pytest.mark.parametrize("rule", ["widest", "saving"])
+def test_ties_go_to_weights_then_to_the_earlier_layer(rule) -> None:
+    specs = make_specs(3)
+    table = linear_table([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    cut = [absolute("latency", 48 - 1)]  # one bit of six equal operands must go
+    out = project(Policy.uniform(specs, 8, 8), table, cut, BitSpace(), specs, rule=rule)
+    assert _bits(out) == ([7, 8, 8], [8, 8, 8])
+    cut = [absolute("latency", 48 - 4)]
+    out = project(Policy.uniform(specs, 8, 8), table, cut, BitSpace(), specs, rule=rule)
+    if rule == "widest":  # the widest operand first: the cut spreads, weights before activations
+        assert _bits(out) == ([7, 7, 7], [7, 8, 8])
+    else:  # the largest saving, ties to more bits: the same order here
+        assert _bits(out) == ([7, 7, 7], [7, 8, 8])
+
+
+def test_activation_savings_count_with_their_sign() -> None:
+    # weights are free, activations are dear: only lowering activations can meet the budget
+    specs = make_specs(2)
+    table = linear_table([0.0, 0.0], [1.0, 3.0])
+    budget = [absolute("latency", 8 * 1.0 + 5 * 3.0)]
+    for rule in RULES:
+        out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule=rule)
+        assert _bits(out)[0] == [8, 8]  # weights untouched: cutting them saves nothing
+        assert table.evaluate(out)["latency"] <= 8 + 15
+    saving = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule="saving")
+    assert _bits(saving)[1] == [8, 5]  # the dearer activations go first
+
+
+def test_the_widest_operand_goes_first_even_when_another_saves_more() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 10.0], [0.0, 0.0])
+    policy = Policy({"l0": LayerBits(8, 8), "l1": LayerBits(6, 8)})
+    budget = [absolute("latency", 7 * 1.0 + 6 * 10.0)]  # one bit of layer 0 suffices
+    widest = project(policy, table, budget, BitSpace(), specs)
+    assert _bits(widest)[0] == [7, 6]
+    saving = project(policy, table, budget, BitSpace(), specs, rule="saving")
+    assert _bits(saving)[0] == [8, 5]  # the saving rule cuts the dear layer instead
+    assert saving.provenance == {} and widest != saving
+
+
+def test_the_widest_rule_breaks_equal_widths_by_the_larger_saving() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 2.0], [0.0, 0.0])
+    budget = [absolute("latency", 8 * 1.0 + 7 * 2.0)]
+    out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs)
+    assert _bits(out)[0] == [8, 7]
+
+
+def test_a_second_budget_is_met_and_checked_up_front() -> None:
+    specs = make_specs(2)
+    lat = linear_table([1.0, 1.0], [1.0, 1.0]).values["latency"]
+    size = linear_table([2.0, 0.0], [0.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 1e9), absolute("size", 2.0 * 5)]  # only the second binds
+    out = project(Policy.uniform(specs, 8, 8), table, budgets, BitSpace(), specs)
+    assert _bits(out) == ([5, 8], [8, 8])
+    with pytest.raises(BudgetInfeasibleError, match="size budget 1 is below the smallest "
+                                                    "achievable size 4"):
+        Projector(table, [absolute("latency", 1e9), absolute("size", 1.0)], BitSpace(), specs)
+
+
+def test_a_budget_below_the_minimum_is_refused_not_raised_to_it() -> None:
+    specs = make_specs(1)
+    table = linear_table([1.0], [1.0])
+    minimum = 4.0  # w2 a2, the smallest bits of the default space
+    at_rounding = Projector(table, [absolute("latency", minimum * (1 - 0.5e-9))], BitSpace(),
+                            specs)
+    assert at_rounding.limits.tolist() == [minimum]  # rounding error: the minimum is the limit
+    assert Projector(table, [absolute("latency", 5.0)], BitSpace(), specs).limits.tolist() == \
+        [5.0]  # a looser limit stays as given
+    with pytest.raises(BudgetInfeasibleError, match="below the smallest achievable"):
+        Projector(table, [absolute("latency", minimum * (1 - 2e-9))], BitSpace(), specs)
+
+
+def test_give_back_raises_the_cheapest_operand_first() -> None:
+    specs = make_specs(3)
+    table = linear_table([1.0, 2.0, 10.0], [0.0, 0.0, 0.0])
+    policy = Policy({"l0": LayerBits(8, 8), "l1": LayerBits(8, 8), "l2": LayerBits(7, 8)},
+                    {"seed": 4})
+    budget = [absolute("latency", 83.0)]
+    # the decrease lowers l1, l0 (widest first), then l2 (the larger saving): 81, 2 under the
+    # limit; giving back l0 (+1) fits, l1 (+2) would not fit after it
+    out = project(policy, table, budget, BitSpace(), specs)
+    assert _bits(out)[0] == [8, 7, 6]
+    assert table.evaluate(out)["latency"] == 82.0
+    assert out.provenance == {"seed": 4}  # the input's provenance is kept
+
+
+def test_projector_refuses_wrong_shapes_and_keeps_bounds() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 1.0], [1.0, 1.0])
+    space = BitSpace((3, 7), (2, 6)).pin_ends(make_specs(1))
+    proj = Projector(table, [absolute("latency", 1e9)], space, specs)
+    assert (proj.w_lo.tolist(), proj.w_hi.tolist()) == ([8, 3], [8, 7])
+    assert (proj.a_lo.tolist(), proj.a_hi.tolist()) == ([8, 2], [8, 6])
+    with pytest.raises(PolicyError, match="one weight and one activation bit width for each of "
+                                          "2 layers, got shapes"):
+        proj.project_arrays(np.array([8, 8, 8]), np.array([8, 8]))
+    w, a = proj.project_arrays(np.array([0, 8]), np.array([0, 1 + 2]))
+    assert (w.tolist(), a.tolist()) == ([8, 7], [8, 3])
+
+
+def quadratic_weights_table(scale: list[float], per_w_bit: list[float]) -> np.ndarray:
+    """cost(layer, w, a) = scale * w^2 + per_w_bit * w (float counts as 9 bits)."""
+    w = np.arange(1, 10, dtype=np.float64)[:, None] + np.zeros((1, 9))
+    return np.stack([s * w**2 + k * w for s, k in zip(scale, per_w_bit, strict=True)])
+
+
+def test_savings_are_priced_at_the_operands_current_bits() -> None:
+    # layer 0 saves 64 - 49 = 15 by going 8 -> 7, layer 1 saves 14: the saving rule cuts layer 0
+    # (priced one bit lower, layer 0 would save 13 and lose to layer 1)
+    specs = make_specs(2)
+    table = make_table({"latency": quadratic_weights_table([1.0, 0.0], [0.0, 14.0])})
+    budget = [absolute("latency", 64 + 112 - 14)]
+    out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [7, 8]
+
+
+def test_savings_are_signed_for_weights_and_activations_alike() -> None:
+    # weights are dear (10 per bit), activations cheap (1 per bit): one weight bit meets the cut
+    specs = make_specs(2)
+    table = linear_table([10.0, 10.0], [1.0, 1.0])
+    budget = [absolute("latency", 2 * 80 + 2 * 8 - 10)]
+    for rule in RULES:
+        out = project(Policy.uniform(specs, 8, 8), table, budget, BitSpace(), specs, rule=rule)
+        assert _bits(out) == ([7, 8], [8, 8]), rule
+
+
+def test_the_saving_rule_breaks_equal_savings_by_more_bits() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 1.0], [0.0, 0.0])
+    policy = Policy({"l0": LayerBits(6, 8), "l1": LayerBits(8, 8)})
+    out = project(policy, table, [absolute("latency", 13.0)], BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [6, 7]
+
+
+def test_give_back_may_land_exactly_on_the_limit() -> None:
+    specs = make_specs(3)
+    table = linear_table([1.0, 2.0, 10.0], [0.0, 0.0, 0.0])
+    policy = Policy({"l0": LayerBits(8, 8), "l1": LayerBits(8, 8), "l2": LayerBits(7, 8)})
+    out = project(policy, table, [absolute("latency", 82.0)], BitSpace(), specs)
+    assert _bits(out)[0] == [8, 7, 6] and table.evaluate(out)["latency"] == 82.0
+
+
+def test_exceeded_budgets_are_weighed_as_fractions_of_their_limits() -> None:
+    # latency (limit ~100) and size (limit ~10000) both exceeded; per bit, layer 0 saves 10 ms
+    # (10 % of its limit) and layer 1 saves 100 bytes (1 %): the cut goes to layer 0 first
+    specs = make_specs(2)
+    lat = linear_table([10.0, 0.0], [0.0, 0.0]).values["latency"]
+    size = linear_table([0.0, 100.0], [0.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 75.0), absolute("size", 795.0)]
+    out = project(Policy.uniform(specs, 8, 8), table, budgets, BitSpace(), specs,
+                  rule="saving")
+    assert _bits(out)[0] == [7, 7]
+    proj = Projector(table, budgets, BitSpace(), specs)
+    assert proj.totals(np.array([8, 8]), np.array([8, 8])).tolist() == [[80.0], [800.0]]
+    assert Projector(table, [], BitSpace(), specs).totals(np.array([8, 8]),
+                                                          np.array([8, 8])).shape == (0, 1)
+
+
+def test_give_back_weighs_each_budget_by_its_limit() -> None:
+    # after the cut either layer could take a bit back, but only one fits. Layer 0's bit adds
+    # 10 ms of 77; layer 1's adds 1 ms and 40 bytes of 1326: less of the budgets, so it wins
+    specs = make_specs(2)
+    lat = linear_table([10.0, 1.0], [0.0, 0.0]).values["latency"]
+    size = linear_table([1.0, 40.0], [125.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 77.0), absolute("size", 1326.0)]
+    proj = Projector(table, budgets, BitSpace(), specs)
+    eights = np.array([8, 8])
+    w, a = proj._give_back(np.array([6, 7]), eights, np.array([7, 8]), eights)
+    assert (w.tolist(), a.tolist()) == ([6, 8], [8, 8])

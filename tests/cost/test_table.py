@@ -144,3 +144,43 @@ def test_bad_files_are_refused(tmp_path) -> None:
     _write_csv(tmp_path / "u.csv", _full_rows("conv"), units="latency=mJ")
     with pytest.raises(CostModelError, match="cannot convert 'mJ' to 'ms'"):
         CostTable.load(tmp_path / "u.csv")
+
+
+@pytest.mark.parametrize("units_line", [
+    "# units latency=us",  # no colon
+    "# Units: latency=us",  # capital
+    "# units: latency us",  # no '='
+    "# units: latency=",  # no unit
+    "# unit: latency=us",  # singular
+])
+def test_a_units_line_not_read_exactly_is_an_error_never_the_default_unit(
+        tmp_path, units_line) -> None:
+    path = tmp_path / "mine.csv"
+    _write_csv(path, _full_rows("conv"))
+    path.write_text(path.read_text().replace("# units: latency=us", units_line))
+    with pytest.raises(CostModelError, match="cannot read the units line .* exactly as "
+                                             "'# units: latency=ms, energy=nJ'"):
+        CostTable.load(path)
+
+
+def test_units_for_a_metric_the_table_lacks_or_two_units_lines_are_errors(tmp_path) -> None:
+    path = tmp_path / "mine.csv"
+    _write_csv(path, _full_rows("conv"), units="latncy=us")
+    with pytest.raises(CostModelError, match="units are declared for latncy, which the table "
+                                             "has no values for"):
+        CostTable.load(path)
+    _write_csv(path, _full_rows("conv"))
+    path.write_text("# units: latency=ms\n" + path.read_text())
+    with pytest.raises(CostModelError, match="more than one units line"):
+        CostTable.load(path)
+    _write_csv(path, _full_rows("conv"), units="latency = us")  # spaces around '=' are fine
+    assert CostTable.load(path).values["latency"][0, 1, 1] == pytest.approx(4e-3)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_a_table_that_is_not_utf8_is_a_cost_model_error(tmp_path, suffix) -> None:
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes("# units: latency=µs\n".encode("latin-1"))
+    with pytest.raises(CostModelError, match=r"is not UTF-8 text \(invalid start byte at byte "
+                                             r"17\); save the table as UTF-8"):
+        CostTable.load(path)

@@ -226,3 +226,31 @@ def test_download_from_a_mirror_gives_the_official_files(tmp_path) -> None:
     root = hdata.download(tmp_path / "fm", base_url=DEFAULT_FMNIST_ROOT.as_uri() + "/")
     assert all((root / f).is_file() for f in FMNIST_FILES.values())
     assert hdata.download(root, base_url="http://invalid.invalid/") == root  # all present
+
+
+def test_check_fits_refuses_wrong_channels_wrong_outputs_and_labels_past_the_classes() -> None:
+    from torch import nn
+
+    check_fits = hdata.check_fits
+    data = hdata.synthetic(num_classes=4, input_shape=(1, 8, 8))
+
+    def net(channels: int, classes: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(channels, 2, 3, padding=1), nn.Flatten(),
+                             nn.Linear(2 * 64, classes))
+
+    fits = net(1, 4).train()
+    check_fits(fits, data)
+    assert fits.training  # the model is left as it was
+    check_fits(net(1, 10), data)  # more outputs than classes is fine
+    with pytest.raises(DatasetError, match=r"synthetic samples of shape \(1, 8, 8\) \(C,H,W\) "
+                                           r"do not fit the model \(RuntimeError: "):
+        check_fits(net(3, 4), data)
+    with pytest.raises(DatasetError, match="train split has label 3, but the model has 3 "
+                                           r"outputs \(labels 0-2\)"):
+        check_fits(net(1, 3), data)
+    with pytest.raises(DatasetError, match=r"returns \(1, 2, 8, 8\) for one synthetic sample"):
+        check_fits(nn.Conv2d(1, 2, 3, padding=1), data)
+    labels = data.test.tensors[1]
+    labels[5] = -1
+    with pytest.raises(DatasetError, match="test split has label -1"):
+        check_fits(net(1, 4), data)

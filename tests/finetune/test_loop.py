@@ -204,3 +204,39 @@ def test_distillation_follows_the_teacher_not_the_labels() -> None:
         train(_init(1), wrong, recipe)
     with pytest.raises(ConfigError, match="distill must be in"):
         TrainConfig(distill=1.5)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"epochs": 1.5}, "epochs must be an integer, got 1.5"),
+    ({"steps": 10.0}, "steps must be an integer, got 10.0"),
+    ({"batch_size": True}, "batch_size must be an integer, got True"),
+    ({"max_batches": "4"}, "max_batches must be an integer, got '4'"),
+    ({"seed": None}, "seed must be an integer, got None"),
+    ({"weight_decay": float("nan")}, "weight_decay must be >= 0, got nan"),
+    ({"weight_decay": -1e-4}, "weight_decay must be >= 0"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ({"distill": 1.5}, r"distill must be in \[0, 1\], got 1.5"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"max_batches": 0}, "max_batches must be >= 1"),
+])
+def test_every_setting_is_checked_when_the_config_is_built(settings, message) -> None:
+    with pytest.raises(ConfigError, match=f"invalid TrainConfig: {message}"):
+        TrainConfig(**settings)
+
+
+def test_search_checks_its_final_finetune_settings_before_any_work(monkeypatch) -> None:
+    import haq
+    from haq.search import api
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the search started before its settings were checked")
+
+    monkeypatch.setattr(api, "_model", no_work)
+    for settings, message in [({"final_finetune_epochs": 1, "final_distill": 2.0}, "distill"),
+                              ({"final_finetune_epochs": 1, "final_finetune_steps": 0}, "steps"),
+                              ({"final_finetune_epochs": -1}, "must be >= 0"),
+                              ({"finetune_steps": -5}, "must be >= 0")]:
+        with pytest.raises(ConfigError, match=message):
+            haq.search(Echo(), synthetic(), "size", {"size": "0.5"}, **settings)

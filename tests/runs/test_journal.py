@@ -90,3 +90,82 @@ def test_atomic_write_gives_the_file_the_usual_permissions(tmp_path: Path) -> No
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "policy.json").stat().st_mode) == 0o644
+
+
+def test_a_partial_os_write_is_completed_not_cut(tmp_path, monkeypatch) -> None:
+    import os
+
+    real_write, calls = os.write, []
+
+    def three_bytes_at_a_time(fd, data):
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:3]))
+
+    monkeypatch.setattr(os, "write", three_bytes_at_a_time)
+    Journal(tmp_path / JOURNAL).append({"episode": 12})
+    monkeypatch.undo()
+    assert (tmp_path / JOURNAL).read_bytes() == b'{"episode":12}\n'
+    assert calls == list(range(15, 0, -3))  # each retry writes only what is left
+
+
+def test_records_are_compact_lines_and_the_file_is_created_readable(tmp_path) -> None:
+    import os
+    import stat
+
+    journal = Journal(tmp_path / JOURNAL)
+    assert journal.read() == []  # no file yet: no records, nothing created
+    assert not (tmp_path / JOURNAL).exists()
+    old = os.umask(0o022)
+    try:
+        journal.append({"episode": 0, "raw": [0.5, 1]})
+    finally:
+        os.umask(old)
+    assert (tmp_path / JOURNAL).read_bytes() == b'{"episode":0,"raw":[0.5,1]}\n'
+    assert stat.S_IMODE((tmp_path / JOURNAL).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("line", [b"[1, 2]", b"3", b'"text"', b"null"])
+def test_a_line_that_is_json_but_not_an_object_is_refused(tmp_path, line) -> None:
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"episode": 0}\n' + line + b'\n{"episode": 2}\n')
+    with pytest.raises(RunError, match="line 2 is not a JSON object; the journal was edited"):
+        Journal(path).read()
+
+
+def test_without_repair_a_torn_tail_is_skipped_and_kept(tmp_path) -> None:
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"episode": 0}\n{"episo')
+    assert Journal(path).read(repair=False) == [{"episode": 0}]
+    assert path.read_bytes() == b'{"episode": 0}\n{"episo'
+    assert not (tmp_path / (JOURNAL + ".torn")).exists()
+
+
+def test_a_cut_last_line_names_the_repair_and_repair_keeps_every_whole_episode(tmp_path) -> None:
+    path = tmp_path / JOURNAL
+    path.write_bytes(b'{"episode": 0}\n{"episode": 1}\n{"episode": 2, "ac\n')
+    with pytest.raises(RunError, match=r"line 3, the last, is not valid JSON .*: it was cut or "
+                                       rf"edited. Run `haq runs repair {tmp_path}` to move that "
+                                       r"line to journal.jsonl.torn and keep the 2 whole "
+                                       r"episodes before it, then resume"):
+        Journal(path).read()
+    assert path.read_bytes().endswith(b'"ac\n')  # reading never drops it silently
+    assert Journal(path).repair() == 1
+    assert Journal(path).read() == [{"episode": 0}, {"episode": 1}]
+    assert (tmp_path / (JOURNAL + ".torn")).read_bytes() == b'{"episode": 2, "ac\n'
+    assert Journal(path).repair() == 0  # whole now: nothing more to move
+    assert path.read_bytes() == b'{"episode": 0}\n{"episode": 1}\n'
+
+
+def test_repair_cuts_a_torn_tail_and_leaves_damage_elsewhere_alone(tmp_path) -> None:
+    path = tmp_path / JOURNAL
+    assert Journal(path).repair() == 0  # no journal: nothing to do
+    path.write_bytes(b'{"episode": 0}\n{"epi')
+    assert Journal(path).repair() == 1 and path.read_bytes() == b'{"episode": 0}\n'
+    path.write_bytes(b"")
+    assert Journal(path).repair() == 0 and Journal(path).read() == []
+    damaged = b'{"episode": 0}\nnot json\n{"episode": 2}\n[3]\n'
+    path.write_bytes(damaged)
+    with pytest.raises(RunError, match="line 2 is damaged too, and repair only moves the last"):
+        Journal(path).repair()
+    assert path.read_bytes() == damaged  # nothing moved
+    assert (tmp_path / (JOURNAL + ".torn")).read_bytes() == b'{"epi\n'  # the first repair only

@@ -27,6 +27,7 @@ def _root() -> None:
 def _register() -> None:
     """Attach each command; one module per command group under haq/cli/."""
     from haq.cli import _compare, _cost, _demo, _hw, _models, _policy, _report, _search, _version
+    from haq.cli._runs import runs_app
 
     app.command("demo")(_demo.demo)
     app.command("search")(_search.search)
@@ -39,6 +40,7 @@ def _register() -> None:
     app.command("finetune")(_policy.finetune)
     app.add_typer(_cost.cost_app, name="cost")
     app.add_typer(_hw.hw_app, name="hw")
+    app.add_typer(runs_app, name="runs")
     app.command("version")(_version.version)
 
 
@@ -47,7 +49,7 @@ def main() -> None:
     try:
         app()
     except HaqError as err:  # typed errors are the user's to fix: no traceback
-        console.print(f"[bold red]error:[/] {err}")
+        console.print(f"[bold red]error:[/] {err}", soft_wrap=True)  # one line, unwrapped
         sys.exit(2)
 
 

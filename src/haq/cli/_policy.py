@@ -108,13 +108,18 @@ def finetune(
     import torch
 
     from haq.cli._models import _progress_bar
+    from haq.errors import ConfigError
     from haq.finetune import TrainConfig, evaluate
     from haq.finetune import finetune as run_finetune
     from haq.runs import atomic_write
 
+    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=True, distill=distill)
+    if calib_batches < 1:  # every setting is checked before the model is loaded
+        raise ConfigError(f"--calib-batches must be >= 1, got {calib_batches}")
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'ft.pt'}")
     float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor)
     before = evaluate(net, splits.test)
-    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=True, distill=distill)
     started = time.perf_counter()
     with _progress_bar() as bar:
         task = bar.add_task(f"finetune {model}", total=None, status="")

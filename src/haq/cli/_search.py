@@ -31,18 +31,48 @@ def _load_factory(target: str) -> Any:
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot import {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's file: say what broke, not where inside haq
+        raise ConfigError(f"cannot import {path}: {_one_line(err)}; fix the file") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ConfigError(f"{path} has no callable {attr!r}; MODEL must be file.py:factory")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as err:
+        raise ConfigError(f"{target}() raised {_one_line(err)}; fix the factory (it is called "
+                          "with no arguments)") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{target} returned {type(model).__name__}, not an nn.Module")
     return model
 
 
-def _resolve(model: str, dataset: str | None, input_shape: str | None
-             ) -> tuple[Any, str, str, Any]:
+def _one_line(err: BaseException) -> str:
+    """``SyntaxError: invalid syntax (net.py, line 3)``: the error's type and first line."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _trace(net: Any, shape: tuple[int, ...], allow_reuse: bool) -> Any:
+    """Specs of ``net`` on a zero input of ``shape``; a shape the model cannot take is the
+    user's mistake, so it is a one-line error."""
+    import torch
+
+    from haq.errors import ConfigError, HaqError
+    from haq.specs import extract_specs
+
+    try:
+        return extract_specs(net, torch.zeros(1, *shape), allow_reuse=allow_reuse)
+    except HaqError:
+        raise
+    except Exception as err:
+        raise ConfigError(f"--input-shape {','.join(map(str, shape))} does not fit the model "
+                          f"({_one_line(err)}); give the C,H,W of one input sample") from None
+
+
+def _resolve(model: str, dataset: str | None, input_shape: str | None,
+             allow_reuse: bool = False) -> tuple[Any, str, str, Any]:
     """(model object or zoo name, display name, dataset name, specs or None)."""
     from haq.errors import ConfigError
 
@@ -53,19 +83,49 @@ def _resolve(model: str, dataset: str | None, input_shape: str | None
     if dataset is None:
         raise ConfigError("a model given as file.py:factory needs --dataset (fashion-mnist, "
                           "digits or synthetic)")
+    if allow_reuse and not input_shape:
+        raise ConfigError("--allow-reuse needs --input-shape C,H,W to trace the model")
     net = _load_factory(model)
     specs = None
     if input_shape:
-        import torch
-
-        from haq.specs import extract_specs
-
         try:
             shape = tuple(int(v) for v in input_shape.split(","))
         except ValueError:
             raise ConfigError(f"--input-shape {input_shape!r} must look like 1,28,28") from None
-        specs = extract_specs(net, torch.zeros(1, *shape))
+        specs = _trace(net, shape, allow_reuse)
     return net, Path(model.rpartition(":")[0]).stem, dataset, specs
+
+
+def _budgets(given: dict[str, list[str]]) -> dict[str, str]:
+    """One text per budget metric; the same option twice is refused, not silently overridden."""
+    from haq.errors import ConfigError
+
+    twice = {m: texts for m, texts in given.items() if len(texts) > 1}
+    if twice:
+        metric, texts = next(iter(twice.items()))
+        raise ConfigError(f"--{metric} given {len(texts)} times ({', '.join(texts)}); give each "
+                          "budget once")
+    budgets = {m: texts[0] for m, texts in given.items() if texts}
+    if not budgets:
+        raise ConfigError("give at least one budget, e.g. --latency 0.5 (half of W8A8) or "
+                          "--size 1.2MB; several may be combined")
+    return budgets
+
+
+def _cost_model(hardware: str, hw_param: list[str], param: list[str]) -> Any:
+    """The cost model by name, with ``--hw-param`` settings; a cost-model setting passed as
+    ``--param`` (a strategy setting) is refused with the right spelling."""
+    from haq.cli._cost import parse_params
+    from haq.cost import describe, get
+    from haq.errors import ConfigError
+
+    known = {p["name"] for p in describe(hardware)["params"]}
+    for item in param:
+        key = item.partition("=")[0].strip().replace("-", "_")
+        if key in known:
+            raise ConfigError(f"--param {key} is a setting of the cost model {hardware!r}, but "
+                              f"--param sets the strategy; pass --hw-param {item}")
+    return get(hardware, **parse_params(hw_param)) if hw_param else hardware
 
 
 def _params(items: list[str]) -> dict[str, Any]:
@@ -116,11 +176,11 @@ def _status(event: dict[str, Any], units: dict[str, str]) -> str:
 def search(
     model: str = typer.Argument(..., help="zoo model name, or path/to/file.py:factory"),
     hardware: str = typer.Option("bismo-edge", help="cost model (`haq cost list`)"),
-    latency: str | None = typer.Option(None, help="latency budget: 0.5 (x W8A8) or 12ms"),
-    energy: str | None = typer.Option(None, help="energy budget: 0.6 (x W8A8) or 3.5mJ"),
-    size: str | None = typer.Option(None, help="model size budget: 0.25 (x W8A8) or 1.2MB"),
-    bops: str | None = typer.Option(None, help="bit-operations budget: 0.3 or 2e9BOPs"),
-    cycles: str | None = typer.Option(None, help="cycle budget: 0.5 or 5e6cycles"),
+    latency: list[str] = typer.Option([], help="latency budget: 0.5 (x W8A8) or 12ms"),  # noqa: B006 - lists let a repeated budget be refused
+    energy: list[str] = typer.Option([], help="energy budget: 0.6 (x W8A8) or 3.5mJ"),  # noqa: B006
+    size: list[str] = typer.Option([], help="model size budget: 0.25 (x W8A8) or 1.2MB"),  # noqa: B006
+    bops: list[str] = typer.Option([], help="bit-operations budget: 0.3 or 2e9BOPs"),  # noqa: B006
+    cycles: list[str] = typer.Option([], help="cycle budget: 0.5 or 5e6cycles"),  # noqa: B006
     strategy: str = typer.Option("haq", help="haq, random, uniform, ... (registered strategies)"),
     episodes: int | None = typer.Option(None, help="episodes of episodic strategies"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
@@ -148,19 +208,21 @@ def search(
     input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
     param: list[str] = typer.Option([], "--param", "-p",  # noqa: B006 - typer needs a list
                                     help="strategy setting key=value, repeatable"),
+    hw_param: list[str] = typer.Option([], "--hw-param",  # noqa: B006
+                                       help="cost-model setting key=value (`haq cost list`), "
+                                       "e.g. --hardware table --hw-param path=t.csv"),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help="a layer called several "
+                                     "times per forward gets one bit setting (needs "
+                                     "--input-shape)"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
-    from haq.errors import ConfigError
     from haq.search import EvalConfig, FinalConfig, RescoreConfig
     from haq.search import search as run_search
 
-    given = dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True))
-    budgets = {m: text for m, text in given.items() if text is not None}
-    if not budgets:
-        raise ConfigError("give at least one budget, e.g. --latency 0.5 (half of W8A8) or "
-                          "--size 1.2MB; several may be combined")
+    budgets = _budgets(dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True)))
     space = bit_space(bits, w_bits, a_bits, min_bits, max_bits)  # refused before any loading
-    net, name, data_name, specs = _resolve(model, dataset, input_shape)
+    cost_model = _cost_model(hardware, hw_param, param)
+    net, name, data_name, specs = _resolve(model, dataset, input_shape, allow_reuse)
     run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
     units: dict[str, str] = {}
     with _bar() as bar:
@@ -169,7 +231,7 @@ def search(
         from haq.cost import METRIC_UNITS
 
         units.update(METRIC_UNITS)
-        result = run_search(net, data_name, hardware, budgets, strategy, specs=specs,
+        result = run_search(net, data_name, cost_model, budgets, strategy, specs=specs,
                             space=space,
                             evaluation=EvalConfig(eval_samples, finetune_steps),
                             rescore=RescoreConfig(rescore_top, rescore_steps),

@@ -116,6 +116,11 @@ def records_to_table(rows: list[dict[str, Any]], metrics: list[str], declared: d
     if not metrics:
         raise CostModelError(f"{path}: no metric columns; expected layer, w_bits, a_bits and at "
                              f"least one of {', '.join(METRIC_UNITS)}")
+    unknown = sorted(set(declared) - set(metrics))
+    if unknown:
+        raise CostModelError(f"{path}: units are declared for {', '.join(unknown)}, which the "
+                             f"table has no values for (metrics: {', '.join(metrics)}); fix the "
+                             "spelling or drop it")
     units, factors = _resolve_units(metrics, declared, path)
     names = list(layer_order or [])
     for row in rows:
@@ -147,9 +152,31 @@ def records_to_table(rows: list[dict[str, Any]], metrics: list[str], declared: d
     return CostTable(names, values, units, source)
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CostModelError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                             "save the table as UTF-8") from None
+
+
+def _declared_units(comment: str, path: Path) -> dict[str, str]:
+    """``units: latency=ms, energy=nJ`` -> {metric: unit}; anything else is an error, since a
+    units line read wrongly would silently price every value in the default unit."""
+    head, colon, body = comment.partition(":")
+    parts = [p.strip() for p in body.split(",")]
+    pairs = [p.partition("=") for p in parts]
+    if head != "units" or not colon or not all(k.strip() and eq and u.strip()
+                                               for k, eq, u in pairs):
+        raise CostModelError(f"{path}: cannot read the units line {('# ' + comment)!r}; write it "
+                             "exactly as '# units: latency=ms, energy=nJ' (lower-case 'units', "
+                             "a colon, metric=unit pairs separated by commas)")
+    return {k.strip(): u.strip() for k, _, u in pairs}
+
+
 def _read_json(path: Path) -> CostTable:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(_text(path))
     except json.JSONDecodeError as err:
         raise CostModelError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
@@ -171,15 +198,15 @@ def _read_csv(path: Path) -> CostTable:
     declared: dict[str, str] = {}
     source: dict[str, Any] = {}
     body = []
-    for line in path.read_text().splitlines():
+    for line in _text(path).splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             comment = stripped.lstrip("#").strip()
-            if comment.startswith("units:"):
-                for part in comment[len("units:"):].split(","):
-                    if "=" in part:
-                        key, unit = part.split("=", 1)
-                        declared[key.strip()] = unit.strip()
+            if comment.lower().startswith("unit"):
+                if declared:
+                    raise CostModelError(f"{path}: more than one units line; declare every "
+                                         "metric's unit on one '# units: ...' line")
+                declared = _declared_units(comment, path)
             elif comment.startswith("source:"):
                 try:
                     source = json.loads(comment[len("source:"):])

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch.utils.data import TensorDataset as TensorDataset
 
+from haq.data._check import check_fits
 from haq.data._download import download
 from haq.data._sources import (
     DIGITS_MEAN,
@@ -31,8 +32,8 @@ from haq.data._sources import (
 )
 from haq.errors import ConfigError
 
-__all__ = ["DataSplits", "TensorDataset", "available", "download", "load", "loader",
-           "synthetic"]
+__all__ = ["DataSplits", "TensorDataset", "available", "check_fits", "download", "load",
+           "loader", "synthetic"]
 
 _ALIASES = {"fashion-mnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "fashionmnist": "fashion-mnist", "digits": "digits", "synthetic": "synthetic"}

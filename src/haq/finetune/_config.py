@@ -7,6 +7,12 @@ from typing import Any, Literal
 
 from haq.errors import ConfigError
 
+_OPTIONAL = ("steps", "max_batches")
+
+
+def _is_int(value: Any, optional: bool) -> bool:
+    return (value is None and optional) or (isinstance(value, int) and not isinstance(value, bool))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -53,14 +59,18 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = [f"{name} must be an integer, got {getattr(self, name)!r}"
+                    for name in ("epochs", "steps", "batch_size", "seed", "max_batches")
+                    if not _is_int(getattr(self, name), optional=name in _OPTIONAL)]
+        if problems:
+            raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
         if self.optimizer not in ("sgd", "adam"):
             problems.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:  # written so that NaN fails too
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.steps is None and self.epochs < 1:
             problems.append(f"epochs must be >= 1 (or give steps), got {self.epochs}")

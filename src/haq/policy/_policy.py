@@ -134,11 +134,11 @@ class Policy:
                               "{layer name: {\"w_bits\": int|null, \"a_bits\": int|null}}")
         layers = {}
         for name, entry in raw_layers.items():
-            if not isinstance(entry, Mapping) or set(entry) - {"w_bits", "a_bits"}:
-                raise PolicyError(f"layer {name!r}: expected {{\"w_bits\": ..., \"a_bits\": ...}}"
-                                  f", got {entry!r}")
-            layers[name] = LayerBits(_check_bits(entry.get("w_bits"), f"layer {name!r} w_bits"),
-                                     _check_bits(entry.get("a_bits"), f"layer {name!r} a_bits"))
+            if not isinstance(entry, Mapping) or set(entry) != {"w_bits", "a_bits"}:
+                raise PolicyError(f"layer {name!r}: expected exactly {{\"w_bits\": ..., "
+                                  f"\"a_bits\": ...}} (null keeps float), got {entry!r}")
+            layers[name] = LayerBits(_check_bits(entry["w_bits"], f"layer {name!r} w_bits"),
+                                     _check_bits(entry["a_bits"], f"layer {name!r} a_bits"))
         provenance = data.get("provenance", {})
         if not isinstance(provenance, Mapping):
             raise PolicyError("policy \"provenance\" must be a JSON object")
@@ -166,7 +166,12 @@ class Policy:
         path = Path(path)
         if not path.is_file():
             raise PolicyError(f"policy file {path} does not exist")
-        return cls.from_json(path.read_text(), specs)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise PolicyError(f"policy file {path} is not UTF-8 text ({err.reason} at byte "
+                              f"{err.start}); save it as UTF-8 JSON") from None
+        return cls.from_json(text, specs)
 
     def summary(self) -> str:
         """Short text like 'w[8,4,4] a[8,6,5]' for logs and progress bars."""

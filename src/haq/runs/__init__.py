@@ -15,16 +15,19 @@ from haq.runs._layout import (
     SPECS,
     RunLayout,
 )
+from haq.runs._lock import LOCK, run_lock
 from haq.runs._store import (
     RunStore,
+    check_run_dir,
+    claim,
     holds_run,
     provenance,
     refuse_overwrite,
 )
 
 __all__ = [
-    "BEST", "CHECKPOINT", "COST_TABLE", "FINAL_MODEL", "JOURNAL", "META", "REPORT", "RESCORE",
-    "RESULT", "SPECS", "RunLayout",
-    "Journal", "RunStore", "atomic_write", "atomic_write_text", "holds_run", "provenance",
-    "refuse_overwrite",
+    "BEST", "CHECKPOINT", "COST_TABLE", "FINAL_MODEL", "JOURNAL", "LOCK", "META", "REPORT",
+    "RESCORE", "RESULT", "SPECS", "RunLayout",
+    "Journal", "RunStore", "atomic_write", "atomic_write_text", "check_run_dir", "claim",
+    "holds_run", "provenance", "refuse_overwrite", "run_lock",
 ]

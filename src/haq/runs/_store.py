@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ import torch
 from haq.errors import RunError
 from haq.runs._atomic import atomic_write, atomic_write_text
 from haq.runs._journal import Journal
-from haq.runs._layout import CHECKPOINT, JOURNAL, META
+from haq.runs._layout import CHECKPOINT, COST_TABLE, JOURNAL, META, SPECS
+from haq.runs._lock import LOCK, check_unlocked, held, run_lock
 
 FORMAT_VERSION = 1
 
@@ -52,6 +56,52 @@ def holds_run(path: str | Path) -> bool:
     """Whether ``path`` already holds a haq run (a ``meta.json`` or a journal)."""
     path = Path(path)
     return (path / META).exists() or (path / JOURNAL).exists()
+
+
+# What may sit in a run directory before its meta.json: the lock, and the inputs haq.search
+# writes before the strategy opens the run (a search killed in between left them).
+_BEFORE_META = frozenset({LOCK, SPECS, COST_TABLE})
+
+
+def check_run_dir(path: str | Path, resume: bool) -> None:
+    """Raise ``RunError`` unless ``path`` may become (or, with ``resume``, continue) a run.
+
+    Refused: a file; a directory holding a run when ``resume`` is false; a directory holding
+    files that are not a haq run (they would be overwritten); a run another process holds.
+    Nothing is written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"run directory {path} is a file; give a directory (it is created if "
+                       "missing), e.g. --run runs/my-search")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"run directory {path} is read-only; make it writable or choose another "
+                       "(CLI: --run DIR)")
+    if holds_run(path):
+        refuse_overwrite(path, resume)
+        check_unlocked(path)
+    elif path.is_dir():
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in _BEFORE_META)
+        if foreign:
+            more = " ..." if len(foreign) > 5 else ""
+            raise RunError(f"{path} holds files that are not a haq run ({', '.join(foreign[:5])}"
+                           f"{more}); choose a new or empty run directory (CLI: --run DIR) so "
+                           "they are not overwritten")
+
+
+@contextmanager
+def claim(path: str | Path | None, resume: bool) -> Iterator[None]:
+    """Check ``path`` (``check_run_dir``) and hold its lock inside the ``with`` block.
+
+    ``None`` (a run kept in memory) claims nothing.
+    """
+    if path is None:
+        yield
+        return
+    check_run_dir(path, resume)  # before the lock file exists: a refused call writes nothing
+    with run_lock(path):
+        check_run_dir(path, resume)  # again under the lock: the other process may have won
+        yield
 
 
 def refuse_overwrite(path: str | Path, resume: bool) -> None:
@@ -92,14 +142,16 @@ class RunStore:
             info: extra provenance stored in ``meta.json`` but not compared on resume.
 
         Raises:
-            RunError: ``path`` holds a run and ``resume`` is false, or the run there differs
-                from ``identity``.
+            RunError: ``path`` holds a run and ``resume`` is false, the run there differs
+                from ``identity``, ``path`` is a file or holds files that are not a haq run,
+                or another process holds the run (``claim``).
         """
         path = Path(path)
         identity = json.loads(json.dumps(identity))  # compare like for like after a reload
         meta_path = path / META
+        if not held(path):  # a caller holding the lock (haq.search) has checked already
+            check_run_dir(path, resume)
         if holds_run(path):
-            refuse_overwrite(path, resume)
             meta = cls._read_meta(meta_path)
             changed = _differences(meta.get("identity", {}), identity)
             if changed:
@@ -107,8 +159,6 @@ class RunStore:
                                f": {', '.join(changed)}. Resume with the original settings, or "
                                "choose another run directory (CLI: --run DIR)")
             return cls(path, meta, resumed=True)
-        if path.exists() and not path.is_dir():
-            raise RunError(f"run path {path} exists and is not a directory; choose another")
         meta = {"format": "haq-run", "version": FORMAT_VERSION, "identity": identity,
                 "provenance": provenance(), **(info or {})}
         atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -23,11 +23,16 @@ _EXTRA = ("float_accuracy", "w8a8_accuracy", "test_accuracy", "float_test_accura
           "final_finetune")
 
 
-def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable) -> None:
+def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable, *,
+                 keep: bool = False) -> None:
+    """With ``keep`` (a resume) files already there stay untouched: the run's identity check
+    refuses a resume whose layers or table differ, and a refused resume changes no file."""
     layout = RunLayout(path)
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(layout.specs, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
-    table.save(layout.cost_table)
+    if not (keep and layout.specs.exists()):
+        atomic_write_text(layout.specs, json.dumps([s.to_dict() for s in specs], indent=1) + "\n")
+    if not (keep and layout.cost_table.exists()):
+        table.save(layout.cost_table)
 
 
 def result_summary(result: SearchResult, problem: SearchProblem, strategy: str,

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from haq.cost import Budget, CostModel, CostTable, check_feasible
-from haq.data import DataSplits, loader
+from haq.data import DataSplits, check_fits, loader
 from haq.errors import ConfigError
 from haq.finetune import evaluate
 from haq.policy import BitSpace
@@ -162,6 +162,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     evaluation = evaluation or EvalConfig()
     net, model_name = resolve_model(model)
     splits = resolve_data(data)
+    check_fits(net, splits)
     specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
     budget_list = resolve_budgets(budgets)
     table = resolve_table(cost_model, specs, budget_list)

@@ -22,7 +22,7 @@ from haq.data import DataSplits
 from haq.finetune import evaluate
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
-from haq.runs import RunLayout, atomic_write, refuse_overwrite
+from haq.runs import RunLayout, atomic_write, check_run_dir, claim
 from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
@@ -126,6 +126,8 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     """
     legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
+    if run_dir is not None:
+        check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
     splits = resolve_data(data)
     problem = build_problem(model, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
@@ -136,20 +138,20 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         strategy_params["episodes"] = episodes
     get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None
-    if path is not None:
-        refuse_overwrite(path, resume)
-        write_inputs(path, problem.specs, problem.table)
-    result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,
-                          resume=resume, progress=progress)
-    result = rescore_result(problem, result, rescore, seed=seed, run_dir=path,
-                            progress=progress)
-    result.extra["float_accuracy"] = problem.float_accuracy
-    if problem.evaluate is not None:
-        w8a8 = Policy.uniform(problem.specs, 8, 8)
-        result.extra["w8a8_accuracy"] = problem.evaluate(w8a8).accuracy
-    result.extra.update(_test_scores(problem, splits.test, result.best, final, seed, path))
-    if path is not None:
-        write_outputs(path, result, problem, strategy, seed)
+    with claim(path, resume):  # one process per run directory, for the run's lifetime
+        if path is not None:
+            write_inputs(path, problem.specs, problem.table, keep=resume)
+        result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,
+                              resume=resume, progress=progress)
+        result = rescore_result(problem, result, rescore, seed=seed, run_dir=path,
+                                progress=progress)
+        result.extra["float_accuracy"] = problem.float_accuracy
+        if problem.evaluate is not None:
+            w8a8 = Policy.uniform(problem.specs, 8, 8)
+            result.extra["w8a8_accuracy"] = problem.evaluate(w8a8).accuracy
+        result.extra.update(_test_scores(problem, splits.test, result.best, final, seed, path))
+        if path is not None:
+            write_outputs(path, result, problem, strategy, seed)
     return result
 
 

@@ -122,8 +122,9 @@ def extract_specs(model: nn.Module, example_input: torch.Tensor | tuple[torch.Te
     if reused and not allow_reuse:
         raise UnsupportedModelError(
             f"layer(s) {', '.join(reused)} run more than once per forward pass, so they cannot "
-            "hold separate bit widths per call; pass allow_reuse=True (CLI: --allow-reuse) to "
-            "quantize each such layer once, with one bit setting shared by all its calls")
+            "hold separate bit widths per call; pass allow_reuse=True (CLI: --allow-reuse with "
+            "--input-shape) to quantize each such layer once, with one bit setting shared by all "
+            "its calls")
     if not order:
         raise UnsupportedModelError(
             f"none of the {len(names)} Conv/Linear layers of {type(model).__name__} ran in the "
