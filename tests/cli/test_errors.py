@@ -72,7 +72,7 @@ SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--episodes", "1", "--ev
      "--hw-param path=t.csv"),
     ("net.py:build", ["--run", "net.py"], "run directory net.py is a file; give a directory"),
     ("net.py:build", ["--finetune-epochs", "1", "--finetune-distill", "2"],
-     "distill must be in [0, 1], got 2.0"),
+     "distill must be a weight in [0, 1], got 2.0"),
 ])
 def test_search_mistakes_are_one_line_errors(haq, tmp_path, model, extra, message) -> None:
     (tmp_path / "bad.py").write_text("def build(:\n")

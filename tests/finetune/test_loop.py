@@ -228,15 +228,17 @@ def test_every_setting_is_checked_when_the_config_is_built(settings, message) ->
 
 def test_search_checks_its_final_finetune_settings_before_any_work(monkeypatch) -> None:
     import haq
-    from haq.search import api
+    from haq.search import EvalConfig, FinalConfig, api
 
     def no_work(*args, **kwargs):
         raise AssertionError("the search started before its settings were checked")
 
-    monkeypatch.setattr(api, "_model", no_work)
-    for settings, message in [({"final_finetune_epochs": 1, "final_distill": 2.0}, "distill"),
-                              ({"final_finetune_epochs": 1, "final_finetune_steps": 0}, "steps"),
-                              ({"final_finetune_epochs": -1}, "must be >= 0"),
-                              ({"finetune_steps": -5}, "must be >= 0")]:
+    monkeypatch.setattr(api, "build_problem", no_work)
+    monkeypatch.setattr(api, "resolve_data", no_work)
+    for settings, message in [(lambda: {"final": FinalConfig(1, distill=2.0)}, "distill"),
+                              (lambda: {"final": FinalConfig(1, steps=0)}, "steps"),
+                              (lambda: {"final": FinalConfig(-1)}, "epochs"),
+                              (lambda: {"evaluation": EvalConfig(finetune_steps=-5)},
+                               "finetune_steps")]:
         with pytest.raises(ConfigError, match=message):
-            haq.search(Echo(), synthetic(), "size", {"size": "0.5"}, **settings)
+            haq.search(Echo(), synthetic(), "size", {"size": "0.5"}, **settings())
