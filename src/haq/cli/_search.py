@@ -177,13 +177,15 @@ def search(
     hardware: str = typer.Option("bismo-edge", help="cost model (`haq cost list`)"),
     # lists, so that a budget given twice is refused instead of the last one silently winning
     latency: list[str] = typer.Option(  # noqa: B006
-        [], help="latency budget: 0.5 (x W8A8) or 12ms"),
+        [], metavar="LIMIT", help="latency budget: 0.5 (x W8A8) or 12ms"),
     energy: list[str] = typer.Option(  # noqa: B006
-        [], help="energy budget: 0.6 (x W8A8) or 3.5mJ"),
+        [], metavar="LIMIT", help="energy budget: 0.6 (x W8A8) or 3.5mJ"),
     size: list[str] = typer.Option(  # noqa: B006
-        [], help="model size budget: 0.25 (x W8A8) or 1.2MB"),
-    bops: list[str] = typer.Option([], help="bit-operations budget: 0.3 or 2e9BOPs"),  # noqa: B006
-    cycles: list[str] = typer.Option([], help="cycle budget: 0.5 or 5e6cycles"),  # noqa: B006
+        [], metavar="LIMIT", help="model size budget: 0.25 (x W8A8) or 1.2MB"),
+    bops: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="bit-operations budget: 0.3 or 2e9BOPs"),
+    cycles: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="cycle budget: 0.5 or 5e6cycles"),
     strategy: str = typer.Option("haq", help="haq, random, uniform, ... (registered strategies)"),
     episodes: int | None = typer.Option(None, help="episodes of episodic strategies"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
