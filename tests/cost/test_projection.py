@@ -429,3 +429,68 @@ def test_give_back_weighs_each_budget_by_its_limit() -> None:
     eights = np.array([8, 8])
     w, a = proj._give_back(np.array([6, 7]), eights, np.array([7, 8]), eights)
     assert (w.tolist(), a.tolist()) == ([6, 8], [8, 8])
+
+
+def test_float_activations_are_priced_while_weights_are_cut() -> None:
+    specs = make_specs(2)
+    table = linear_table([1.0, 2.0], [5.0, 5.0])  # float activations cost 9 bits' worth
+    space = BitSpace((2, 8), (2, 8), weights_only=True, fixed_a_bits=None)
+    budget = [absolute("latency", 8 + 16 + 90 - 2)]
+    out = project(Policy.uniform(specs, 8, None), table, budget, space, specs, rule="saving")
+    assert _bits(out) == ([8, 7], [None, None])
+
+
+def test_bits_of_the_wrong_shape_are_refused() -> None:
+    specs = make_specs(2)
+    proj = Projector(linear_table([1.0, 1.0], [1.0, 1.0]), [], BitSpace(), specs)
+    for w, a in [([8, 8, 8], [8, 8]), ([8, 8], [8, 8, 8]), ([8], [8])]:
+        with pytest.raises(PolicyError, match="for each of 2 layers"):
+            proj.clip(np.array(w), np.array(a))
+
+
+def test_several_exceeded_budgets_count_as_fractions_of_their_limits() -> None:
+    # layer 0 saves only latency, layer 1 only size, layer 2 some of both; as fractions of the
+    # limits layer 2's bit saves most and meets both budgets at once
+    specs = make_specs(3)
+    lat = linear_table([0.010, 0.0, 0.006], [0.0, 0.0, 0.0]).values["latency"]  # limit < 1
+    size = linear_table([0.0, 100.0, 60.0], [0.0, 0.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": size})
+    budgets = [absolute("latency", 0.123), absolute("size", 1225.0)]
+    out = project(Policy.uniform(specs, 8, 8), table, budgets, BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [8, 8, 7]
+
+
+def test_the_widest_rule_takes_the_larger_saving_among_equal_widths() -> None:
+    specs = make_specs(3)
+    table = linear_table([1.0, 5.0, 4.0], [0.0, 0.0, 0.0])
+    out = project(Policy.uniform(specs, 8, 8), table, [absolute("latency", 80.0 - 5)],
+                  BitSpace(), specs)
+    assert _bits(out)[0] == [8, 7, 8]
+
+
+def test_a_budget_at_the_minimum_up_to_the_tolerance_is_accepted() -> None:
+    import math
+
+    specs = make_specs(1)
+    table = linear_table([1.0], [1.0])
+    minimum = 4.0
+    limit = minimum / (1 + 1e-9)
+    while limit * (1 + 1e-9) < minimum:
+        limit = math.nextafter(limit, math.inf)
+    while limit * (1 + 1e-9) > minimum:
+        limit = math.nextafter(limit, 0.0)
+    assert limit * (1 + 1e-9) == minimum
+    assert Projector(table, [absolute("latency", limit)], BitSpace(), specs).limits.tolist() == \
+        [minimum]
+
+
+def test_a_budget_on_a_metric_that_costs_nothing_does_not_steer_the_cut() -> None:
+    specs = make_specs(2)
+    lat = linear_table([1.0, 10.0], [0.0, 0.0]).values["latency"]
+    table = make_table({"latency": lat, "size": np.zeros_like(lat)})
+    free = Budget("size", 0.5, relative=True)  # half of nothing: a zero limit, met by all
+    assert free.resolve(table) == 0.0
+    policy = Policy({"l0": LayerBits(8, 8), "l1": LayerBits(6, 8)})
+    budgets = [absolute("latency", 7 * 1.0 + 6 * 10.0), free]
+    out = project(policy, table, budgets, BitSpace(), specs, rule="saving")
+    assert _bits(out)[0] == [8, 5]  # as without the size budget: the dear layer is cut

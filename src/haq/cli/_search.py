@@ -176,11 +176,17 @@ def _status(event: dict[str, Any], units: dict[str, str]) -> str:
 def search(
     model: str = typer.Argument(..., help="zoo model name, or path/to/file.py:factory"),
     hardware: str = typer.Option("bismo-edge", help="cost model (`haq cost list`)"),
-    latency: list[str] = typer.Option([], help="latency budget: 0.5 (x W8A8) or 12ms"),  # noqa: B006 - lists let a repeated budget be refused
-    energy: list[str] = typer.Option([], help="energy budget: 0.6 (x W8A8) or 3.5mJ"),  # noqa: B006
-    size: list[str] = typer.Option([], help="model size budget: 0.25 (x W8A8) or 1.2MB"),  # noqa: B006
-    bops: list[str] = typer.Option([], help="bit-operations budget: 0.3 or 2e9BOPs"),  # noqa: B006
-    cycles: list[str] = typer.Option([], help="cycle budget: 0.5 or 5e6cycles"),  # noqa: B006
+    # lists, so that a budget given twice is refused instead of the last one silently winning
+    latency: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="latency budget: 0.5 (x W8A8) or 12ms"),
+    energy: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="energy budget: 0.6 (x W8A8) or 3.5mJ"),
+    size: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="model size budget: 0.25 (x W8A8) or 1.2MB"),
+    bops: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="bit-operations budget: 0.3 or 2e9BOPs"),
+    cycles: list[str] = typer.Option(  # noqa: B006
+        [], metavar="LIMIT", help="cycle budget: 0.5 or 5e6cycles"),
     strategy: str = typer.Option("haq", help="haq, random, uniform, ... (registered strategies)"),
     episodes: int | None = typer.Option(None, help="episodes of episodic strategies"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
