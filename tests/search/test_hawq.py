@@ -153,6 +153,18 @@ def test_score_falls_strictly_as_bits_rise_for_every_free_layer() -> None:
         assert score[layer, FLOAT_INDEX, FLOAT_INDEX] == 0.0
 
 
+def test_score_is_half_trace_times_perturbation() -> None:
+    problem = tiny_problem(seed=0, evaluate=False)
+    strategy = HawqStrategy(batches=1, samples=8)
+    score = strategy.score(problem, seed=0)
+    inputs = [problem.train_data[0][0]]
+    dw, da = perturbations(problem.model, problem.specs, inputs, problem.space, QuantConfig())
+    t_w, t_a = strategy.traces.weight, strategy.traces.act
+    assert np.all(t_w > 0) and np.all(t_a > 0)
+    want = 0.5 * (t_w[:, None, None] * dw[:, :, None] + t_a[:, None, None] * da[:, None, :])
+    np.testing.assert_allclose(score, want, rtol=1e-12)
+
+
 def test_pinned_layers_score_zero_and_are_not_probed() -> None:
     problem = tiny_problem(seed=0, evaluate=False)
     problem.space = BitSpace().pin_ends(problem.specs)
