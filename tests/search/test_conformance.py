@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from haq.policy import Policy
+from haq.policy import BitSpace, LayerBits, Policy
 from haq.search import (
     STRATEGIES,
     SearchProblem,
@@ -17,7 +17,14 @@ from haq.search import (
     available_strategies,
     register_strategy,
 )
-from haq.testing import ConformanceError, check_strategy, single_thread
+from haq.testing import (
+    ConformanceError,
+    check_strategy,
+    quality_problem,
+    single_thread,
+    tiny_problem,
+    uniform_reference,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -57,13 +64,25 @@ class _Flaky(Strategy):
         return SearchResult(best, None, problem.table.evaluate(best), 0, 0.0)
 
 
+class _Cheap(Strategy):
+    """Always W2A2: feasible, deterministic, resumable, and worse than uniform W4A4."""
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir=None, resume=False,
+            progress=None) -> SearchResult:
+        best = Policy.uniform(problem.specs, 2, 2)
+        return SearchResult(best, None, problem.table.evaluate(best), 0, 0.0)
+
+
+_BROKEN = {"test-over-budget": _OverBudget, "test-flaky": _Flaky, "test-cheap": _Cheap}
+
+
 @pytest.fixture
 def broken() -> Iterator[None]:
-    register_strategy("test-over-budget")(_OverBudget)
-    register_strategy("test-flaky")(_Flaky)
+    for name, cls in _BROKEN.items():
+        register_strategy(name)(cls)
     yield
-    STRATEGIES.remove("test-over-budget")
-    STRATEGIES.remove("test-flaky")
+    for name in _BROKEN:
+        STRATEGIES.remove(name)
 
 
 def test_suite_rejects_a_strategy_that_ignores_the_budget(tmp_path: Path, broken: None) -> None:
@@ -74,3 +93,24 @@ def test_suite_rejects_a_strategy_that_ignores_the_budget(tmp_path: Path, broken
 def test_suite_rejects_a_nondeterministic_strategy(tmp_path: Path, broken: None) -> None:
     with pytest.raises(ConformanceError, match="not deterministic"):
         check_strategy("test-flaky", tmp_path, params={})
+
+
+def test_suite_rejects_a_strategy_worse_than_uniform(tmp_path: Path, broken: None) -> None:
+    with pytest.raises(ConformanceError, match=r"below uniform w\[4,4,4,4\] a\[4,4,4,4\]"):
+        check_strategy("test-cheap", tmp_path, params={})
+    with pytest.raises(ConformanceError) as skipped:  # it keeps no journal: refused on that
+        check_strategy("test-cheap", tmp_path / "skip", params={}, quality_factory=None)
+    assert "below uniform" not in str(skipped.value)
+
+
+def test_uniform_reference_is_the_widest_feasible_uniform_precision() -> None:
+    problem = quality_problem()  # BOPs 0.35x and size 0.6x of W8A8: W4A4 fits, W5A5 does not
+    assert uniform_reference(problem) == Policy.uniform(problem.specs, 4, 4)
+    weights_only = tiny_problem(bops=1.0, size=0.4, evaluate=False,
+                                space=BitSpace(weights_only=True, fixed_a_bits=8))
+    assert uniform_reference(weights_only) == Policy.uniform(problem.specs, 3, 8)
+    pinned = tiny_problem(evaluate=False, space=BitSpace().pin_ends(problem.specs))
+    reference = uniform_reference(pinned)
+    assert reference[problem.specs[0].name] == LayerBits(8, 8)
+    assert reference[problem.specs[1].name] == LayerBits(2, 2)  # the pins take the rest
+    assert uniform_reference(tiny_problem(bops=0.01, evaluate=False)) is None

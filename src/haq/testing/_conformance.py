@@ -10,7 +10,11 @@ checks the contract of ``haq.search.Strategy``:
   same policy and accuracy;
 * **resumable without loss**: a run killed after its first progress report and resumed from its
   run directory ends with the same policy as an uninterrupted run; resuming a finished run
-  returns it again; reopening a run directory without ``resume`` is refused.
+  returns it again; reopening a run directory without ``resume`` is refused;
+* **at least as good as uniform precision**: on a problem scored finely enough to tell
+  (``quality_problem``), the best policy scores at least the widest uniform ``W{b}A{b}`` that
+  meets the same budgets. A strategy gets ``QUALITY_PARAMS`` there: the episodic and trained
+  ones need a fair search budget to promise this (4 HAQ episodes cannot).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from haq.errors import RunError
+from haq.policy import LayerBits, Policy
 from haq.search._base import SearchProblem, SearchResult, get_strategy
 from haq.testing._problems import tiny_problem
 
@@ -33,6 +38,64 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "hawq": {"batches": 1, "samples": 4},
     "hgq": {"epochs": 2},
 }
+
+
+# Enough search to meet the quality floor on ``quality_problem`` (measured: with FAST_PARAMS,
+# 4 HAQ episodes, 3 random ones and 2 HGQ epochs fall 1-15 pt short; ``uniform`` must try
+# every maximal pair, not only the two widest, to find the one that beats W{b}A{b}).
+QUALITY_PARAMS: dict[str, dict[str, Any]] = {
+    **FAST_PARAMS,
+    "haq": {"episodes": 30, "warmup": 10, "hidden": 16, "batch_size": 8},
+    "random": {"episodes": 30},
+    "uniform": {"top_k": 16},
+    "hgq": {"epochs": 8},
+}
+
+
+def quality_problem() -> SearchProblem:
+    """The default tiny problem, scored on 1024 held-out samples (accuracy steps of 0.1 pt)."""
+    return tiny_problem(heldout=1024)
+
+
+def uniform_reference(problem: SearchProblem) -> Policy | None:
+    """The widest uniform precision that meets every budget: ``W{b}A{b}`` for the largest b
+    the bit space and the budgets allow (pinned or fixed operands keep their single value);
+    ``None`` if no b fits."""
+    def pick(choices: list, bits: int) -> Any:
+        return bits if bits in choices else choices[0] if len(choices) == 1 else False
+
+    for bits in range(8, 0, -1):
+        layers = {}
+        for spec in problem.specs:
+            ws, as_ = problem.space.allowed(spec)
+            w, a = pick(ws, bits), pick(as_, bits)
+            if w is False or a is False:
+                break
+            layers[spec.name] = LayerBits(w, a)
+        else:
+            policy = Policy(layers)
+            costs = problem.table.evaluate(policy, problem.specs)
+            if all(costs[b.metric] <= b.resolve(problem.table) * (1 + 1e-9)
+                   for b in problem.budgets):
+                return policy
+    return None
+
+
+def _quality_failures(name: str, params: dict[str, Any],
+                      problem_factory: Callable[[], SearchProblem], seed: int) -> list[str]:
+    problem = problem_factory()
+    if problem.evaluate is None:
+        return []
+    reference = uniform_reference(problem)
+    if reference is None:
+        return []
+    result = get_strategy(name, **params).run(problem, seed=seed)
+    floor = problem.evaluate(reference).accuracy
+    got = problem.evaluate(result.best).accuracy
+    if got < floor:
+        return [f"its best policy {result.best.summary()} scores {got:.2f}, below uniform "
+                f"{reference.summary()} at {floor:.2f} within the same budgets"]
+    return []
 
 
 class ConformanceError(AssertionError):
@@ -70,7 +133,9 @@ def _validity_failures(problem: SearchProblem, result: SearchResult) -> list[str
 
 def check_strategy(name: str, workdir: Path, *, params: dict[str, Any] | None = None,
                    problem_factory: Callable[[], SearchProblem] = tiny_problem,
-                   seed: int = 0) -> SearchResult:
+                   seed: int = 0, quality_params: dict[str, Any] | None = None,
+                   quality_factory: Callable[[], SearchProblem] | None = quality_problem,
+                   ) -> SearchResult:
     """Run every conformance check on strategy ``name``.
 
     Args:
@@ -79,6 +144,9 @@ def check_strategy(name: str, workdir: Path, *, params: dict[str, Any] | None = 
         params: strategy parameters; default ``FAST_PARAMS.get(name, {})``.
         problem_factory: builds a fresh, identical problem on every call.
         seed: the search seed.
+        quality_params: strategy parameters for the quality check; default
+            ``QUALITY_PARAMS.get(name)``, else ``params``.
+        quality_factory: builds the quality-check problem; ``None`` skips that check.
 
     Returns:
         The result of the first run.
@@ -86,6 +154,8 @@ def check_strategy(name: str, workdir: Path, *, params: dict[str, Any] | None = 
     Raises:
         ConformanceError: listing every check that failed.
     """
+    if quality_params is None:
+        quality_params = QUALITY_PARAMS.get(name, params or {})
     params = FAST_PARAMS.get(name, {}) if params is None else params
     workdir = Path(workdir)
 
@@ -128,6 +198,8 @@ def check_strategy(name: str, workdir: Path, *, params: dict[str, Any] | None = 
         failures.append(f"a run killed after its first report and resumed ended at "
                         f"{resumed.best.summary()} ({resumed.best_accuracy}), not at "
                         f"{full.best.summary()} ({full.best_accuracy})")
+    if quality_factory is not None:
+        failures += _quality_failures(name, quality_params, quality_factory, seed)
     if failures:
         raise ConformanceError(f"strategy {name!r} fails conformance:\n- "
                                + "\n- ".join(failures))

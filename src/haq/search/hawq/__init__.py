@@ -1,6 +1,7 @@
-"""HAWQ-V3-style baseline: Hutchinson Hessian traces x quantization perturbation + ILP."""
+"""HAWQ-V3-style baseline: Gauss-Newton curvature traces x quantization perturbation + ILP."""
 
-from haq.search.hawq._hessian import HessianTraces, hutchinson_traces
-from haq.search.hawq._strategy import HawqStrategy, perturbations
+from haq.search.hawq._hessian import CurvatureTraces, gauss_newton_traces
+from haq.search.hawq._strategy import HawqStrategy, curvature_score, perturbations
 
-__all__ = ["HawqStrategy", "HessianTraces", "hutchinson_traces", "perturbations"]
+__all__ = ["CurvatureTraces", "HawqStrategy", "curvature_score", "gauss_newton_traces",
+           "perturbations"]

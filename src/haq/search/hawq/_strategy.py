@@ -1,18 +1,22 @@
-"""The ``hawq`` strategy: HAWQ-V3-style Hessian-aware sensitivity + the same exact ILP as OHQ.
+"""The ``hawq`` strategy: HAWQ-V3-style curvature-aware sensitivity + the same exact ILP as OHQ.
 
 HAWQ-V3 (Yao et al., ICML 2021) scores quantizing layer l at b bits by the second-order change
-of the loss under an isotropic-Hessian assumption, ``Omega_l(b) = (Tr(H_l)/n_l) ||Q_b(W_l)-W_l||^2``
-(up to the constant 1/2 kept here), and picks bits with an ILP under the hardware budgets.
-HAWQ-V3 quantizes activations at a fixed width; haq also searches activation bits, so the same
-second-order term is added for each layer's *input*: ``(Tr(H_x)/n_x) ||Q_a(x)-x||^2`` with the
-Hessian taken with respect to the input activation on the same labelled batches. The two terms
-are summed (the additive assumption shared with OHQ).
+of the loss under an isotropic-curvature assumption,
+``Omega_l(b) = 1/2 (Tr(H_l)/n_l) ||Q_b(W_l) - W_l||^2``, and picks bits with an ILP under the
+hardware budgets. Here ``Tr(H_l)`` is the Gauss-Newton trace (``haq.search.hawq._hessian``):
+equal to the Hessian trace for piecewise-linear networks and never negative, so every free
+layer's score falls strictly as its bits rise. HAWQ-V3 keeps activations at a fixed width; haq
+also searches activation bits, so the same term is added for each layer's *input*,
+``1/2 (Tr(H_x)/n_x) ||Q_a(x) - x||^2``, and the two are summed (the additive assumption shared
+with OHQ).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,38 +26,40 @@ from torch import nn
 from haq.errors import ConfigError, StrategyError
 from haq.policy import FLOAT_INDEX, bits_index
 from haq.quantize import QuantConfig, calibrate_, prepare_, quantized_layers, set_policy_
-from haq.search._base import SearchProblem, register_strategy
-from haq.search.hawq._hessian import HessianTraces, hutchinson_traces
+from haq.runs import atomic_write_text
+from haq.search._base import Progress, SearchProblem, SearchResult, register_strategy
+from haq.search.hawq._hessian import CurvatureTraces, gauss_newton_traces
 from haq.search.ohq._mqe import probe_bits
 from haq.search.ohq._oneshot import ScoreIlpStrategy, calibration_inputs, labelled_batches
 from haq.search.ohq._strategy import as_quant_config
 from haq.specs import LayerSpec
 
 N_BITS = FLOAT_INDEX + 1
+CURVATURE_FILE = "hawq_curvature.json"
 
 
-def training_batches(problem: SearchProblem, count: int) -> tuple[list[tuple], str]:
-    """Up to ``count`` (x, y) batches: training batches if the problem has them, otherwise the
-    calibration inputs labelled with the float model's own predictions."""
+def curvature_inputs(problem: SearchProblem, count: int) -> tuple[list[torch.Tensor], str]:
+    """Up to ``count`` input batches and where they came from: the training data if the
+    problem has it, otherwise its calibration inputs (labels are never needed)."""
     if problem.train_data is not None:
-        out = labelled_batches(problem.train_data, count)
-        if out:
-            return out, "train"
+        batches = labelled_batches(problem.train_data, count)
+        if batches:
+            return [x for x, _ in batches], "train"
     inputs = calibration_inputs(problem)
     if not inputs:
-        raise StrategyError("hawq needs labelled training batches (SearchProblem.train_data) or "
-                            "calibration inputs to estimate Hessian traces")
-    with torch.no_grad():
-        return [(x, problem.model(x).argmax(dim=1)) for x in inputs[:count]], "pseudo-labels"
+        raise StrategyError("hawq needs input batches to estimate curvature: give the search "
+                            "problem training data (SearchProblem.train_data) or calibration "
+                            "inputs")
+    return inputs[:count], "calibration"
 
 
-def perturbations(model: nn.Module, specs: Sequence[LayerSpec], batches: Sequence[tuple],
+def perturbations(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequence[torch.Tensor],
                   space: Any, config: QuantConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``||Q_b(W)-W||^2`` and mean-per-batch ``||Q_b(x)-x||^2``: two ``[L, 9]`` arrays."""
+    """``||Q_b(W)-W||^2`` and mean-per-batch ``||Q_b(x)-x||^2``: two ``[L, 9]`` arrays (NaN
+    where ``space`` does not allow ``b``, 0 at float)."""
     net = copy.deepcopy(model).eval()
     prepare_(net, [s.name for s in specs], config)
-    inputs = [x for x, _ in batches]
-    calibrate_(net, inputs, max_batches=None)
+    calibrate_(net, list(inputs), max_batches=None)
     layers = quantized_layers(net)
     captured: dict[str, list[torch.Tensor]] = {s.name: [] for s in specs}
     handles = [layers[s.name].register_forward_pre_hook(
@@ -84,47 +90,105 @@ def perturbations(model: nn.Module, specs: Sequence[LayerSpec], batches: Sequenc
     return dw, da
 
 
+def curvature_score(weight_trace: np.ndarray, act_trace: np.ndarray, dw: np.ndarray,
+                    da: np.ndarray) -> np.ndarray:
+    """``[L, 9, 9]`` score ``1/2 (t_W dW[w] + t_x dx[a])`` from per-element traces ``[L]``."""
+    w_term = 0.5 * weight_trace[:, None] * dw
+    a_term = 0.5 * act_trace[:, None] * da
+    return w_term[:, :, None] + a_term[:, None, :]
+
+
+def convergence_warning(traces: CurvatureTraces, names: Sequence[str], rtol: float) -> str:
+    """What did not converge, and how to get a better estimate."""
+    rel = traces.relative_error().max(axis=1)
+    worst = [f"{names[i]} ({rel[i]:.0%})" for i in np.argsort(-rel)[:3] if rel[i] > rtol]
+    return (f"hawq: curvature traces did not reach {rtol:.0%} relative standard error after "
+            f"{traces.probes} probes per batch (worst: {', '.join(worst)}); the policy rests on "
+            f"noisy sensitivities: raise max_samples or batches")
+
+
 @register_strategy("hawq")
 class HawqStrategy(ScoreIlpStrategy):
-    """Hessian-trace x quantization-perturbation sensitivity, then the exact ILP.
+    """Gauss-Newton trace x quantization perturbation sensitivity, then the exact ILP.
 
     Args:
-        batches: labelled batches for the Hessian traces and perturbations.
-        samples: Rademacher probes per batch (Hutchinson).
+        batches: input batches (of 128) for the curvature and perturbations.
+        samples: curvature probes per batch in the first round (>= 2).
+        max_samples: cap on probes per batch while the estimate is not precise enough.
+        rtol: relative standard error every free layer's trace must reach; if the cap comes
+            first the result carries a warning in ``extra["warnings"]``. 10 % moves a
+            layer's score by far less than one bit does (about 4x per bit).
         quant_config: the quantizer whose perturbation is measured (use the final model's).
         ilp_time_limit: seconds the ILP may take.
     """
 
-    def __init__(self, batches: int = 2, samples: int = 16,
-                 quant_config: QuantConfig | Mapping[str, Any] | None = None,
+    def __init__(self, batches: int = 2, samples: int = 16, max_samples: int = 128,
+                 rtol: float = 0.1, quant_config: QuantConfig | Mapping[str, Any] | None = None,
                  ilp_time_limit: float = 60.0) -> None:
         super().__init__(ilp_time_limit)
-        for name, value in (("batches", batches), ("samples", samples)):
+        for name, value in (("batches", batches), ("samples", samples),
+                            ("max_samples", max_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        self.batches, self.samples = batches, samples
+        if samples < 2 or max_samples < samples:
+            raise ConfigError(f"need 2 <= samples <= max_samples, got samples={samples}, "
+                              f"max_samples={max_samples}")
+        if isinstance(rtol, bool) or not isinstance(rtol, int | float) or not rtol > 0:
+            raise ConfigError(f"rtol must be a number > 0 (e.g. 0.05), got {rtol!r}")
+        self.batches, self.samples, self.max_samples = batches, samples, max_samples
+        self.rtol = float(rtol)
         self.quant_config = as_quant_config(quant_config)
-        self.traces: HessianTraces | None = None
+        self.traces: CurvatureTraces | None = None
+        self.diagnostics: dict[str, Any] | None = None
+        self._run_dir: Path | None = None
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "batches": self.batches, "samples": self.samples,
+                "max_samples": self.max_samples, "rtol": self.rtol,
                 "quant_config": self.quant_config.to_dict()}
 
     def score(self, problem: SearchProblem, seed: int) -> np.ndarray:
         if problem.model is None:
             raise StrategyError("hawq needs the float model in the search problem "
                                 "(SearchProblem.model)")
-        batches, _ = training_batches(problem, self.batches)
-        traces = hutchinson_traces(problem.model, problem.specs, batches, samples=self.samples,
-                                   seed=seed)
-        self.traces = traces
-        dw, da = perturbations(problem.model, problem.specs, batches, problem.space,
+        inputs, _ = curvature_inputs(problem, self.batches)
+        free = [i for i, s in enumerate(problem.specs) if s.name not in problem.space.pinned]
+        n = len(problem.specs)
+        weight_trace, act_trace = np.zeros(n), np.zeros(n)
+        if free:
+            self.traces = gauss_newton_traces(
+                problem.model, [problem.specs[i] for i in free], inputs, probes=self.samples,
+                max_probes=self.max_samples, rtol=self.rtol, seed=seed)
+            weight_trace[free], act_trace[free] = self.traces.weight, self.traces.act
+            self._save_diagnostics(self.traces, [problem.specs[i].name for i in free])
+        dw, da = perturbations(problem.model, problem.specs, inputs, problem.space,
                                self.quant_config)
-        # A negative trace estimate (non-convex point or noise) would reward quantization.
-        w_term = 0.5 * np.maximum(traces.weight, 0.0)[:, None] * dw
-        a_term = 0.5 * np.maximum(traces.act, 0.0)[:, None] * da
-        table = w_term[:, :, None] + a_term[:, None, :]
+        table = curvature_score(weight_trace, act_trace, dw, da)
         for i, spec in enumerate(problem.specs):
             if spec.name in problem.space.pinned:
                 table[i] = 0.0
         return table
+
+    def _save_diagnostics(self, traces: CurvatureTraces, names: list[str]) -> None:
+        self.diagnostics = {**traces.to_dict(), "layers": names, "rtol": self.rtol}
+        if not traces.converged:
+            self.diagnostics["warning"] = convergence_warning(traces, names, self.rtol)
+        if self._run_dir is not None:  # a resumed run reads them back instead of re-probing
+            atomic_write_text(self._run_dir / CURVATURE_FILE,
+                              json.dumps(self.diagnostics, indent=1) + "\n")
+
+    def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
+            resume: bool = False, progress: Progress | None = None) -> SearchResult:
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self.traces, self.diagnostics = None, None
+        result = super().run(problem, seed=seed, run_dir=run_dir, resume=resume,
+                             progress=progress)
+        diagnostics = self.diagnostics
+        if diagnostics is None and self._run_dir is not None \
+                and (self._run_dir / CURVATURE_FILE).exists():
+            diagnostics = json.loads((self._run_dir / CURVATURE_FILE).read_text())
+        if diagnostics is not None:
+            result.extra["curvature"] = diagnostics
+            if "warning" in diagnostics:
+                result.extra.setdefault("warnings", []).append(diagnostics["warning"])
+        return result
