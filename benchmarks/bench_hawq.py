@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--hawq-params", default="{}", help="JSON strategy parameters")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default="bench_hawq", help="results file name")
+    parser.add_argument("--label", default="", help="appended to each key (e.g. another haq "
+                        "checkout on PYTHONPATH) and recorded")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = Results(args.results)
@@ -96,11 +98,12 @@ def main() -> None:
             params = hawq_params if strategy == "hawq" else {}
             for seed in args.seeds:  # the seed also picks the calibration batches
                 tag = "" if not params else "-" + json.dumps(params, sort_keys=True)
-                key = f"{args.model}-W{bits}A8size-{strategy}-seed{seed}{tag}"
+                label = f"-{args.label}" if args.label else ""
+                key = f"{args.model}-W{bits}A8size-{strategy}-seed{seed}{tag}{label}"
                 if results.finished(key):
                     continue
-                record = results.add(key, **run_one(args, bits, strategy, seed, model,
-                                                    splits, params))
+                record = results.add(key, label=args.label, **run_one(
+                    args, bits, strategy, seed, model, splits, params))
                 print(f"{key}: test {record['test_accuracy']:.2f} % (held-out "
                       f"{record['heldout_accuracy']}), {record['search_seconds']:.0f} s, "
                       f"mean w bits {record['mean_w_bits']:.2f}", flush=True)

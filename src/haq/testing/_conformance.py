@@ -24,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from haq.cost import budgets_met
 from haq.errors import RunError
 from haq.policy import LayerBits, Policy
-from haq.search._base import SearchProblem, SearchResult, get_strategy
+from haq.search import SearchProblem, SearchResult, get_strategy
 from haq.testing._problems import tiny_problem
 
 # Settings that keep each built-in strategy to a second or two on the tiny problem.
@@ -75,8 +76,7 @@ def uniform_reference(problem: SearchProblem) -> Policy | None:
         else:
             policy = Policy(layers)
             costs = problem.table.evaluate(policy, problem.specs)
-            if all(costs[b.metric] <= b.resolve(problem.table) * (1 + 1e-9)
-                   for b in problem.budgets):
+            if budgets_met(costs, problem.budgets, problem.table):
                 return policy
     return None
 
@@ -111,7 +111,7 @@ def _budget_failures(problem: SearchProblem, result: SearchResult) -> list[str]:
     costs = problem.table.evaluate(result.best, problem.specs)
     for budget in problem.budgets:
         limit = budget.resolve(problem.table)
-        if costs[budget.metric] > limit * (1 + 1e-9):
+        if not budget.is_met(costs[budget.metric], problem.table):
             failures.append(f"{budget.metric} {costs[budget.metric]:.6g} exceeds the budget "
                             f"{limit:.6g}")
         reported = result.costs.get(budget.metric)

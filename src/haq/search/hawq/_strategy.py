@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from haq.errors import ConfigError, StrategyError
-from haq.policy import FLOAT_INDEX, bits_index
+from haq.policy import FLOAT_INDEX, GRID_SIZE, bits_index
 from haq.quantize import QuantConfig, calibrate_, prepare_, quantized_layers, set_policy_
 from haq.runs import atomic_write_text
 from haq.search._base import Progress, SearchProblem, SearchResult, register_strategy
@@ -34,7 +34,6 @@ from haq.search.ohq._oneshot import ScoreIlpStrategy, calibration_inputs, labell
 from haq.search.ohq._strategy import as_quant_config
 from haq.specs import LayerSpec
 
-N_BITS = FLOAT_INDEX + 1
 CURVATURE_FILE = "hawq_curvature.json"
 
 
@@ -71,8 +70,8 @@ def perturbations(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequence
     finally:
         for handle in handles:
             handle.remove()
-    dw = np.full((len(specs), N_BITS), np.nan)
-    da = np.full((len(specs), N_BITS), np.nan)
+    dw = np.full((len(specs), GRID_SIZE), np.nan)
+    da = np.full((len(specs), GRID_SIZE), np.nan)
     dw[:, FLOAT_INDEX] = da[:, FLOAT_INDEX] = 0.0
     with torch.no_grad():
         for i, spec in enumerate(specs):
