@@ -27,6 +27,7 @@ def _root() -> None:
 def _register() -> None:
     """Attach each command; one module per command group under haq/cli/."""
     from haq.cli import _compare, _cost, _demo, _hw, _models, _policy, _report, _search, _version
+    from haq.cli._export import export
 
     app.command("demo")(_demo.demo)
     app.command("search")(_search.search)
@@ -40,6 +41,7 @@ def _register() -> None:
     app.add_typer(_cost.cost_app, name="cost")
     app.add_typer(_hw.hw_app, name="hw")
     app.command("version")(_version.version)
+    app.command("export")(export)
 
 
 def main() -> None:

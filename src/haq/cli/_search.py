@@ -143,6 +143,8 @@ def search(
     input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
     param: list[str] = typer.Option([], "--param", "-p",  # noqa: B006 - typer needs a list
                                     help="strategy setting key=value, repeatable"),
+    export: str | None = typer.Option(None, "--export", help="also write the best model in this "
+                                      "format (onnx, qonnx, packed) into the run directory"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.errors import ConfigError
@@ -154,6 +156,10 @@ def search(
     if not budgets:
         raise ConfigError("give at least one budget, e.g. --latency 0.5 (half of W8A8) or "
                           "--size 1.2MB; several may be combined")
+    if export is not None:  # an unknown format is refused before the search, not after
+        from haq.export import get_format
+
+        get_format(export)
     net, name, data_name, specs = _resolve(model, dataset, input_shape)
     run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
     units: dict[str, str] = {}
@@ -180,6 +186,11 @@ def search(
         console.print(f"test top-1 after fine-tune  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
     _record_command(run_dir)
+    if export is not None:
+        from haq.cli._export import export_best
+
+        written = export_best(run_dir, result.best, net, data_name, preset, seed, export)
+        console.print(f"exported  {written}")
     console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
                   f"`haq report {run_dir}`)")
 
