@@ -3,15 +3,17 @@
 Parity: for each zoo model (mobilenetv1/v2-fmnist, resnet20-fmnist) and policy (uniform W8A8,
 a seeded mixed 2-8-bit policy, the same mixed policy with k-means weights) the model is
 quantized as `haq apply` does (8 seeded train batches of 128), exported to onnx, qonnx and
-packed, and ``haq.export.check_parity`` compares each file with haq's model on the test split
-(qonnx's executor is slow, so it sees the first ``--qonnx-images`` images). As a noise floor,
-haq's own two evaluation paths (the fast no-grad one and the straight-through one, equal in
-exact arithmetic) are compared on the same images.
+packed, and ``haq.export.check_parity`` compares each file with haq's model: onnx on the whole
+test split; packed (bit-exact by construction, asserted in the tests) on the first
+``--images`` test images, qonnx (its executor is slow) on the first ``--qonnx-images``. As a
+noise floor, haq's own two evaluation paths (the fast no-grad one and the straight-through one,
+equal in exact arithmetic) are compared on the first ``--images`` images.
 
 Runtime: ONNX Runtime CPU latency (median) at batch 1 and 64 of the float ONNX model, the W8A8
 export and the mixed export, beside the bitfusion-edge cost model's predicted latency ratio.
 
     .venv/bin/python benchmarks/bench_export.py [--only parity|runtime] [--threads 1]
+        [--images 2000] [--qonnx-images 500]
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def self_agreement(model: torch.nn.Module, batches: list) -> float:
     return 100 * same / total
 
 
-def parity(results: Results, splits, calibration: list, qonnx_images: int) -> None:
+def parity(results: Results, splits, calibration: list, images: int, qonnx_images: int) -> None:
     test = list(hdata.loader(splits.test, batch_size=500))
+    first = {"onnx": test, "packed": _first(test, images), "qonnx": _first(test, qonnx_images)}
     for name in ZOO:
         specs = extract_specs(create(name), example_input(name))
         for kind in POLICIES:
@@ -81,8 +84,8 @@ def parity(results: Results, splits, calibration: list, qonnx_images: int) -> No
                                   config).eval()
             floor_key = f"parity/{name}/{kind}/haq-self"
             if not results.done(floor_key):
-                rec = results.add(floor_key, agreement=self_agreement(model, test),
-                                  images=len(splits.test))
+                rec = results.add(floor_key, agreement=self_agreement(model, first["packed"]),
+                                  images=images)
                 print(f"{floor_key}: {rec['agreement']:.2f}%", flush=True)
             for fmt in FORMATS:
                 key = f"parity/{name}/{kind}/{fmt}"
@@ -97,13 +100,18 @@ def parity(results: Results, splits, calibration: list, qonnx_images: int) -> No
                         table = haq.cost.get("size", kmeans=kind == "kmeans").table(specs)
                         extra = {"size_model_bytes": table.evaluate(policy)["size"],
                                  "parts": haq.export.size_breakdown(path)}
-                    loader = test if fmt != "qonnx" else [
-                        (x[:qonnx_images], y[:qonnx_images]) for x, y in test[:1]]
                     started = time.perf_counter()
-                    report = haq.export.check_parity(path, model, loader)
+                    report = haq.export.check_parity(path, model, first[fmt])
                 rec = results.add(key, **report.to_dict(), file_bytes=size,
                                   seconds=time.perf_counter() - started, **extra)
                 print(f"{key}: {report.summary()} ({rec['seconds']:.0f} s)", flush=True)
+
+
+def _first(batches: list, images: int) -> list:
+    """The first ``images`` images of a list of (x, y) batches."""
+    x = torch.cat([b[0] for b in batches])[:images]
+    y = torch.cat([b[1] for b in batches])[:images]
+    return list(zip(x.split(500), y.split(500), strict=True))
 
 
 def float_onnx(name: str) -> bytes:
@@ -166,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("parity", "runtime"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--qonnx-images", type=int, default=500)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -173,10 +182,10 @@ def main() -> None:
     splits = hdata.load("fashion-mnist")
     train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     calibration = [x for x, _ in zip(train, range(8), strict=False)]
-    if args.only != "runtime":
-        parity(results, splits, calibration, args.qonnx_images)
     if args.only != "parity":
         runtime(results, calibration, args.threads)
+    if args.only != "runtime":
+        parity(results, splits, calibration, args.images, args.qonnx_images)
 
 
 if __name__ == "__main__":

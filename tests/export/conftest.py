@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
 
@@ -44,13 +43,14 @@ def test_batch(fmnist) -> list:
 
 
 def make_policy(name: str, kind: str) -> tuple[Policy, QuantConfig]:
-    """W8A8, a seeded mixed 2-8-bit policy, or the mixed policy with k-means weights."""
+    """W8A8; a mixed policy cycling weights and inputs through 2..8 bits (ends at 8 bits); or
+    that mixed policy with k-means weights."""
     specs = extract_specs(create(name), example_input(name))
     if kind == "w8a8":
         return Policy.uniform(specs, 8, 8), QuantConfig()
-    rng = np.random.default_rng(7)
-    w_bits, a_bits = rng.integers(2, 9, len(specs)), rng.integers(2, 9, len(specs))
-    w_bits[0] = w_bits[-1] = a_bits[0] = a_bits[-1] = 8  # first and last layer at 8 bits
+    last = len(specs) - 1
+    w_bits = [8 if i in (0, last) else 2 + (3 * i) % 7 for i in range(len(specs))]
+    a_bits = [8 if i in (0, last) else 2 + (5 * i + 1) % 7 for i in range(len(specs))]
     config = QuantConfig(weight_method="kmeans") if kind == "kmeans" else QuantConfig()
     return Policy.from_arrays(specs, w_bits, a_bits), config
 

@@ -36,4 +36,4 @@ def test_exported_model_agrees_with_haq(fmt, name, kind, quantized, test_batch, 
     flips = 1 if kind == "w8a8" else 3
     assert report.agreement >= 100 * (1 - flips / images)
     assert abs(report.exported_accuracy - report.reference_accuracy) <= 100 * flips / images
-    assert report.max_abs_logit_diff < (0.1 if kind == "w8a8" else 1.0)
+    assert report.max_abs_logit_diff < (0.1 if kind == "w8a8" else 2.0)
