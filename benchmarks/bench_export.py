@@ -10,7 +10,8 @@ noise floor, haq's own two evaluation paths (the fast no-grad one and the straig
 equal in exact arithmetic) are compared on the first ``--images`` images.
 
 Runtime: ONNX Runtime CPU latency (median) at batch 1 and 64 of the float ONNX model, the W8A8
-export and the mixed export, beside the bitfusion-edge cost model's predicted latency ratio.
+export (default, and with ``integer_kernels=True``) and the mixed export, beside the
+bitfusion-edge cost model's predicted latency ratio to W8A8.
 
     .venv/bin/python benchmarks/bench_export.py [--only parity|runtime] [--threads 1]
         [--images 2000] [--qonnx-images 500]
@@ -87,13 +88,15 @@ def parity(results: Results, splits, calibration: list, images: int, qonnx_image
                 rec = results.add(floor_key, agreement=self_agreement(model, first["packed"]),
                                   images=images)
                 print(f"{floor_key}: {rec['agreement']:.2f}%", flush=True)
-            for fmt in FORMATS:
+            for fmt in FORMATS + (("onnx-integer",) if kind == "w8a8" else ()):
                 key = f"parity/{name}/{kind}/{fmt}"
                 if results.done(key):
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
-                    path = haq.export.export(model, policy, fmt, Path(tmp) / f"m.{fmt}",
-                                             example_input=example_input(name))
+                    path = haq.export.export(model, policy, fmt.split("-")[0],
+                                             Path(tmp) / f"m.{fmt}",
+                                             example_input=example_input(name),
+                                             integer_kernels=fmt == "onnx-integer")
                     size = path.stat().st_size
                     extra = {}
                     if fmt == "packed":
@@ -101,7 +104,7 @@ def parity(results: Results, splits, calibration: list, images: int, qonnx_image
                         extra = {"size_model_bytes": table.evaluate(policy)["size"],
                                  "parts": haq.export.size_breakdown(path)}
                     started = time.perf_counter()
-                    report = haq.export.check_parity(path, model, first[fmt])
+                    report = haq.export.check_parity(path, model, first[fmt.split("-")[0]])
                 rec = results.add(key, **report.to_dict(), file_bytes=size,
                                   seconds=time.perf_counter() - started, **extra)
                 print(f"{key}: {report.summary()} ({rec['seconds']:.0f} s)", flush=True)
@@ -146,7 +149,7 @@ def runtime(results: Results, calibration: list, threads: int) -> None:
         specs = extract_specs(create(name), example_input(name))
         table = haq.cost.get("bitfusion-edge").table(specs)
         w8a8 = table.evaluate(Policy.uniform(specs, 8, 8))["latency"]
-        for variant in ("float", "w8a8", "mixed"):
+        for variant in ("float", "w8a8", "w8a8-integer", "mixed"):
             key = f"runtime/{name}/{variant}"
             if results.done(key):
                 continue
@@ -156,11 +159,12 @@ def runtime(results: Results, calibration: list, threads: int) -> None:
                 if variant == "float":
                     path.write_bytes(float_onnx(name))
                 else:
-                    policy, config = policy_for(name, variant)
+                    policy, config = policy_for(name, variant.split("-")[0])
                     model = apply_policy_(create(name, pretrained=True), policy, calibration,
                                           config)
                     haq.export.export(model, policy, "onnx", path,
-                                      example_input=example_input(name))
+                                      example_input=example_input(name),
+                                      integer_kernels=variant.endswith("integer"))
                     predicted = table.evaluate(policy)["latency"] / w8a8
                 ms = {b: latency_ms(path, b, threads, 200 if b == 1 else 30) for b in (1, 64)}
             rec = results.add(key, batch1_ms=ms[1], batch64_ms=ms[64], threads=threads,

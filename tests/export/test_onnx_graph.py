@@ -6,12 +6,14 @@ import collections
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
 import haq
 import haq.export
 from haq.models import example_input
+from haq.quantize import quantized_layers
 
 
 def _export(quantized, tmp_path, name, kind, fmt="onnx"):
@@ -26,7 +28,10 @@ def test_w8a8_graph_is_standard_qdq(quantized, tmp_path) -> None:
     ops = collections.Counter(n.op_type for n in graph.graph.node)
     layers = len(policy)
     assert ops["QuantizeLinear"] == layers
-    assert ops["DequantizeLinear"] == 2 * layers  # one for the input, one for the weight
+    # one per weight, one per input of a layer without bias (biased ones: Cast + Mul)
+    unbiased = sum(m.bias is None for m in quantized_layers(model).values())
+    assert ops["DequantizeLinear"] == layers + unbiased
+    assert ops["Mul"] == layers - unbiased
     # batch norm the quantizer did not fold stays a float op (folded, there is none)
     assert ops["BatchNormalization"] == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     inits = {t.name: t for t in graph.graph.initializer}
@@ -93,3 +98,38 @@ def test_haq_export_is_callable_from_the_top_package(quantized, tmp_path) -> Non
     path = haq.export(model, policy, "packed", tmp_path / "m.safetensors",
                       example_input=example_input("resnet20-fmnist"))
     assert haq.export.detect_format(path) == "packed"
+
+
+def _input_dequantizers(graph) -> collections.Counter:
+    return collections.Counter(n.op_type for n in graph.graph.node
+                               if n.name.split("/")[0].endswith(".input_quant")
+                               and n.op_type in ("DequantizeLinear", "Mul"))
+
+
+def test_biased_layers_compute_in_float_unless_integer_kernels_are_asked(tmp_path) -> None:
+    import torch
+    from torch import nn
+
+    from haq.errors import ExportError
+    from haq.export import check_parity
+    from haq.policy import LayerBits, Policy
+    from haq.quantize import apply_policy_
+
+    torch.manual_seed(0)  # test-only: a fixed tiny net with biased layers
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, bias=False),
+                        nn.Flatten(), nn.Linear(64, 3))
+    policy = Policy({"0": LayerBits(8, 8), "2": LayerBits(8, 8), "4": LayerBits(8, 8)})
+    x = torch.randn(128, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    model = apply_policy_(net, policy, [x]).eval()
+    exact = haq.export.export(model, policy, "onnx", tmp_path / "a.onnx", example_input=x)
+    # layers 0 and 4 have a bias: Cast + Mul; layer 2 has none: DequantizeLinear
+    assert _input_dequantizers(onnx.load(str(exact))) == {"Mul": 2, "DequantizeLinear": 1}
+    fast = haq.export.export(model, policy, "onnx", tmp_path / "b.onnx", example_input=x,
+                             integer_kernels=True)
+    assert _input_dequantizers(onnx.load(str(fast))) == {"DequantizeLinear": 3}
+    labels = model(x).argmax(1)
+    assert check_parity(exact, model, [(x, labels)]).max_abs_logit_diff < 1e-5
+    assert check_parity(fast, model, [(x, labels)]).agreement >= 99
+    with pytest.raises(ExportError, match="onnx format only"):
+        haq.export.export(model, policy, "packed", tmp_path / "c", example_input=x,
+                          integer_kernels=True)

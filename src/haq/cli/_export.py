@@ -67,6 +67,9 @@ def export(
                                "model on the test split and report parity"),
     check_images: int | None = typer.Option(None, help="test images --check compares "
                                             "[default: the whole split]"),
+    integer_kernels: bool = typer.Option(False, "--integer-kernels", help="onnx: standard QDQ "
+                                         "groups ONNX Runtime may run on int8 kernels (biases "
+                                         "rounded to int32, not simulated by haq)"),
     preset: str = typer.Option("default", help="quantizer preset the policy was searched with "
                                "(default, paper, paper-kmeans)"),
     seed: int = typer.Option(0, help="seed of the calibration batches (the search's --seed)"),
@@ -92,7 +95,8 @@ def export(
     quantized, calibration, splits = quantized_model(
         net, bits, data_name, preset=preset, seed=seed, calib_batches=calib_batches,
         weights=weights, data_dir=data_dir)
-    haq.export.export(quantized, bits, fmt.name, out, example_input=calibration[0][0][:1])
+    haq.export.export(quantized, bits, fmt.name, out, example_input=calibration[0][0][:1],
+                      integer_kernels=integer_kernels)
     console.print(f"wrote {out} ({fmt.name}, {out.stat().st_size:,} bytes)")
     if check:
         batches = None if check_images is None else -(-check_images // 250)

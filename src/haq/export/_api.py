@@ -20,7 +20,7 @@ from haq.runs import atomic_write
 
 def export(model: nn.Module, policy: Policy, format: str, path: str | Path, *,
            calibration_data: Iterable[Any] | None = None, config: QuantConfig | None = None,
-           example_input: torch.Tensor | None = None) -> Path:
+           example_input: torch.Tensor | None = None, integer_kernels: bool = False) -> Path:
     """Write ``model`` quantized as ``policy`` says in ``format`` (``onnx``, ``qonnx``, ``packed``).
 
     Args:
@@ -35,6 +35,11 @@ def export(model: nn.Module, policy: Policy, format: str, path: str | Path, *,
         config: how to quantize a float model; ``QuantConfig()`` if omitted.
         example_input: one input batch to trace ONNX graphs with; defaults to the first
             calibration batch.
+        integer_kernels: ``onnx`` only: write every integer-weight layer as a standard QDQ
+            group, which ONNX Runtime may run on 8-bit integer kernels after rounding the
+            bias to int32 (not simulated by haq: parity drops slightly, see docs/export.md).
+            By default layers with a bias dequantize their input with Cast + Mul and compute
+            exactly what haq computes, in float.
 
     Returns:
         ``path``.
@@ -44,13 +49,16 @@ def export(model: nn.Module, policy: Policy, format: str, path: str | Path, *,
         PolicyError: the policy does not match the model.
     """
     fmt = get_format(format)
+    if integer_kernels and fmt.name != "onnx":
+        raise ExportError(f"integer_kernels applies to the onnx format only, not {fmt.name!r}")
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"{path} is a directory; give a file name, e.g. "
                           f"{path / ('model' + fmt.suffix)}")
     quantized = _quantized_copy(model, policy, calibration_data, config)
     job = ExportJob(quantized, policy, read_layers(quantized),
-                    _example(example_input, calibration_data), _config_of(quantized))
+                    _example(example_input, calibration_data), _config_of(quantized),
+                    integer_kernels)
     data = fmt.write(job)
     try:
         atomic_write(path, lambda handle: handle.write(data))

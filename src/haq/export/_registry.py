@@ -25,6 +25,7 @@ class ExportJob:
     layers: dict[str, LayerCodes]
     example_input: torch.Tensor
     config: QuantConfig
+    integer_kernels: bool = False
 
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # a batch of inputs -> logits
