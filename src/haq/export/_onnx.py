@@ -8,8 +8,9 @@ One quantized layer becomes::
 Activations use 8-bit containers (uint8 for unsigned grids, int8 for signed ones); the Clip
 keeps a narrower width exact (e.g. 5 bits: codes 0..31 in a uint8) and makes a signed grid
 symmetric ([-n, n], haq never uses the code -2^(b-1)). Weights of 4 bits or fewer are int4,
-wider ones int8. k-means weights are written as their float values (at most 2^b distinct
-numbers, a dequantized constant). The 1-bit binary activation grid {-c, +c} is a sign function,
+wider ones int8. k-means weights are a codebook lookup (Gather). A layer with a float or k-means
+weight, or with a bias, dequantizes its input with Cast + Mul instead of DequantizeLinear unless
+``integer_kernels`` is set (see ``_standard_qdq``). The 1-bit binary activation grid {-c, +c} is a sign function,
 which QuantizeLinear cannot express; such a layer is refused (use ``qonnx`` or ``packed``).
 """
 
