@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -60,8 +60,12 @@ def export(model: nn.Module, policy: Policy, format: str, path: str | Path, *,
                     _example(example_input, calibration_data), _config_of(quantized),
                     integer_kernels)
     data = fmt.write(job)
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
     try:
-        atomic_write(path, lambda handle: handle.write(data))
+        atomic_write(path, write)
     except OSError as err:
         raise ExportError(f"cannot write {path}: {err.strerror or err}; choose a writable "
                           "location for the output file") from err

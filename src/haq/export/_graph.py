@@ -85,7 +85,7 @@ def quantize_graph(job: ExportJob, fmt: str, act_edge: EdgeWriter,
     return model.SerializeToString()
 
 
-def initializer(name: str, values: np.ndarray | float, dtype: int | None = None
+def initializer(name: str, values: np.ndarray | np.generic | float, dtype: int | None = None
                 ) -> onnx.TensorProto:
     """An initializer; ``dtype`` (an onnx.TensorProto type) for integer containers like int4."""
     array = np.asarray(values)
@@ -115,7 +115,7 @@ def _set_bias(graph: onnx.GraphProto, inits: dict[str, onnx.TensorProto],
               node: onnx.NodeProto, codes: LayerCodes) -> None:
     """The layer's effective bias (bias correction included) as the node's bias input."""
     name = node.input[2] if len(node.input) > 2 else f"{codes.name}.bias"
-    tensor = numpy_helper.from_array(codes.bias, name)
+    tensor = numpy_helper.from_array(np.asarray(codes.bias), name)
     if name in inits:
         inits[name].CopyFrom(tensor)
     else:

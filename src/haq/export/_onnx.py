@@ -10,8 +10,9 @@ keeps a narrower width exact (e.g. 5 bits: codes 0..31 in a uint8) and makes a s
 symmetric ([-n, n], haq never uses the code -2^(b-1)). Weights of 4 bits or fewer are int4,
 wider ones int8. k-means weights are a codebook lookup (Gather). A layer with a float or k-means
 weight, or with a bias, dequantizes its input with Cast + Mul instead of DequantizeLinear unless
-``integer_kernels`` is set (see ``_standard_qdq``). The 1-bit binary activation grid {-c, +c} is a sign function,
-which QuantizeLinear cannot express; such a layer is refused (use ``qonnx`` or ``packed``).
+``integer_kernels`` is set (see ``_standard_qdq``). The 1-bit binary activation grid {-c, +c}
+is a sign function, which QuantizeLinear cannot express; such a layer is refused (use ``qonnx``
+or ``packed``).
 """
 
 from __future__ import annotations
