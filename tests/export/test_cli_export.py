@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -89,3 +90,33 @@ def test_search_export_writes_the_best_model_into_the_run(tmp_path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"input": np.zeros((3, 1, 8, 8), np.float32)})[0]
     assert logits.shape == (3, 4) and np.isfinite(logits).all()
+
+
+def test_export_weights_exports_the_fine_tuned_state(tmp_path) -> None:
+    import torch
+
+    from haq.cli._export import quantized_model
+    from haq.export import load_packed
+    from haq.policy import LayerBits
+
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    policy = Policy({"0": LayerBits(4, 8), "3": LayerBits(8, 6)})
+    policy.save(tmp_path / "p.json")
+    spec = importlib.util.spec_from_file_location("net", tmp_path / "net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model, calibration, _ = quantized_model(module.build(), policy, "synthetic")
+    with torch.no_grad():  # stands in for a fine-tune: weights and an activation clip move
+        model.get_submodule("3").weight.mul_(1.5)
+        model.get_submodule("3").act_quant.clip.mul_(0.8)
+    torch.save(model.state_dict(), tmp_path / "final_model.pt")
+    out = tmp_path / "m.safetensors"
+    result = runner.invoke(app, ["export", f"{tmp_path / 'net.py'}:build", str(tmp_path / "p.json"),
+                                 "--dataset", "synthetic", "--input-shape", "1,8,8", "--format",
+                                 "packed", "--out", str(out), "--weights",
+                                 str(tmp_path / "final_model.pt")])
+    assert result.exit_code == 0, result.output
+    loaded = load_packed(out, module.build()).eval()
+    x = calibration[0][0]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
