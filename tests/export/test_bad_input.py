@@ -97,3 +97,33 @@ def test_a_foreign_file_is_not_taken_for_an_export(tmp_path) -> None:
     junk.write_bytes(b"\x00\x01garbage")
     with pytest.raises(ExportError, match="neither an ONNX nor a packed file"):
         check_parity(junk, quantized(W8A8), data())
+
+
+def test_without_the_export_extra_onnx_names_the_missing_package(tmp_path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+
+        class Block:  # behave as if the haq[export] extra were not installed
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("onnx", "onnxruntime", "qonnx"):
+                    raise ImportError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, Block())
+        import haq.export
+        print(haq.export.available_formats())
+        try:
+            haq.export.get_format("onnx")
+        except haq.HaqError as err:
+            print(err)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['packed']",
+        "format 'onnx' needs the package 'onnx'; install the export extra: pip install "
+        "'haq[export]'"]

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 from torch import nn
 
@@ -69,6 +68,8 @@ def detect_format(path: str | Path) -> str:
         start = handle.read(9)
     if len(start) == 9 and start[8:9] == b"{":  # safetensors: u64 header length, then JSON
         return "packed"
+    import onnx
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # onnx raises protobuf's untyped DecodeError on foreign files

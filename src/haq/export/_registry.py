@@ -64,8 +64,19 @@ def register_format(name: str, *, suffix: str, description: str) -> Callable[[An
     return decorate
 
 
+_MISSING: dict[str, str] = {}  # built-in format -> the package it needs but cannot import
+
+
 def _load_builtins() -> None:
-    from haq.export import _onnx, _packed, _qonnx  # noqa: F401 - importing registers them
+    import importlib
+
+    for name in ("onnx", "packed", "qonnx"):
+        if name in _FORMATS or name in _MISSING:
+            continue
+        try:  # importing the module registers the format
+            importlib.import_module(f"haq.export._{name}")
+        except ImportError as err:  # the haq[export] extra is not installed
+            _MISSING[name] = err.name or str(err)
 
 
 def available_formats() -> list[str]:
@@ -77,6 +88,9 @@ def available_formats() -> list[str]:
 def get_format(name: str) -> ExportFormat:
     """The format called ``name``; unknown names are refused with the list of known ones."""
     _load_builtins()
+    if name in _MISSING:
+        raise ExportError(f"format {name!r} needs the package {_MISSING[name]!r}; install the "
+                          "export extra: pip install 'haq[export]'")
     if name not in _FORMATS:
         raise ExportError(f"unknown export format {name!r}; choose one of "
                           f"{', '.join(sorted(_FORMATS))}")
