@@ -35,6 +35,7 @@ _EXPORTS = {
     "finetune": "haq.finetune",
     "search": "haq.search.api",
     "HaqError": "haq.errors",
+    "export": "haq.export",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

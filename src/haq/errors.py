@@ -41,3 +41,7 @@ class RunError(HaqError):
 
 class StrategyError(HaqError):
     """A search strategy is unknown or was given parameters it does not take."""
+
+
+class ExportError(HaqError):
+    """A quantized model cannot be written in the requested format, or an export is damaged."""

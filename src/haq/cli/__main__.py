@@ -27,6 +27,7 @@ def _root() -> None:
 def _register() -> None:
     """Attach each command; one module per command group under haq/cli/."""
     from haq.cli import _compare, _cost, _demo, _hw, _models, _policy, _report, _search, _version
+    from haq.cli._export import export
     from haq.cli._runs import runs_app
 
     app.command("demo")(_demo.demo)
@@ -42,6 +43,7 @@ def _register() -> None:
     app.add_typer(_hw.hw_app, name="hw")
     app.add_typer(runs_app, name="runs")
     app.command("version")(_version.version)
+    app.command("export")(export)
 
 
 def main() -> None:

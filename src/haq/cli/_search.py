@@ -220,6 +220,8 @@ def search(
     allow_reuse: bool = typer.Option(False, "--allow-reuse", help="a layer called several "
                                      "times per forward gets one bit setting (needs "
                                      "--input-shape)"),
+    export: str | None = typer.Option(None, "--export", help="also write the best model in this "
+                                      "format (onnx, qonnx, packed) into the run directory"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.search import EvalConfig, FinalConfig, RescoreConfig
@@ -227,6 +229,10 @@ def search(
 
     budgets = _budgets(dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True)))
     space = bit_space(bits, w_bits, a_bits, min_bits, max_bits)  # refused before any loading
+    if export is not None:  # an unknown format is refused before the search, not after
+        from haq.export import get_format
+
+        get_format(export)
     cost_model = _cost_model(hardware, hw_param, param)
     net, name, data_name, specs = _resolve(model, dataset, input_shape, allow_reuse)
     run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
@@ -255,6 +261,11 @@ def search(
         console.print(f"test top-1 {how}  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
     _record_command(run_dir)
+    if export is not None:
+        from haq.cli._export import export_best
+
+        written = export_best(run_dir, result.best, net, data_name, preset, seed, export)
+        console.print(f"exported  {written}")
     console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
                   f"`haq report {run_dir}`)")
 

@@ -1,0 +1,107 @@
+"""`haq export MODEL POLICY --format onnx|qonnx|packed --out FILE`: a file a runtime can execute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from haq.cli._common import console
+
+
+def quantized_model(net: Any, policy: Any, data_name: str, *, preset: str = "default",
+                    seed: int = 0, calib_batches: int = 8, weights: Path | None = None,
+                    data_dir: Path | None = None) -> tuple[Any, list[Any], Any]:
+    """(quantized model, calibration batches, dataset splits), calibrated as `haq search` does.
+
+    The calibration images are the first ``calib_batches`` batches of 128 of the train split
+    shuffled with ``seed`` (what `haq search --seed` and `haq apply` use); ``weights`` is a
+    fine-tuned state_dict (a run's ``final_model.pt`` or `haq finetune --out`) loaded after.
+    """
+    import copy
+
+    import torch
+
+    from haq import data as hdata
+    from haq.errors import ConfigError
+    from haq.models import create
+    from haq.quantize import QuantConfig, apply_policy_
+
+    model = create(net, pretrained=True) if isinstance(net, str) else copy.deepcopy(net)
+    splits = hdata.load(data_name, root=data_dir)
+    train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
+    calibration = [batch for batch, _ in zip(train, range(calib_batches), strict=False)]
+    apply_policy_(model, policy, calibration, QuantConfig.preset(preset))
+    if weights is not None:
+        if not weights.is_file():
+            raise ConfigError(f"--weights {weights} does not exist; give a run's final_model.pt")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)  # `haq finetune --out` wraps it with the policy
+        model.load_state_dict(state)
+    return model.eval(), calibration, splits
+
+
+def export_best(run_dir: Path, policy: Any, net: Any, data_name: str, preset: str, seed: int,
+                fmt: str) -> Path:
+    """Export a finished search's best policy (fine-tuned weights if the run wrote them)."""
+    import haq.export
+
+    weights = run_dir / "final_model.pt"
+    model, calibration, _ = quantized_model(net, policy, data_name, preset=preset, seed=seed,
+                                            weights=weights if weights.is_file() else None)
+    suffix = haq.export.get_format(fmt).suffix
+    name = "model" + (suffix if fmt != "qonnx" else ".qonnx" + suffix)
+    return haq.export.export(model, policy, fmt, run_dir / name,
+                             example_input=calibration[0][0][:1])
+
+
+def export(
+    model: str = typer.Argument(..., help="zoo model name, or path/to/file.py:factory"),
+    policy: Path = typer.Argument(..., help="policy JSON (e.g. a run's best_policy.json)"),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx, qonnx or packed"),
+    out: Path = typer.Option(..., "--out", "-o", help="file to write"),
+    weights: Path | None = typer.Option(None, help="fine-tuned state_dict to export, e.g. "
+                                        "RUN/final_model.pt"),
+    check: bool = typer.Option(False, "--check", help="run the file in its runtime beside haq's "
+                               "model on the test split and report parity"),
+    check_images: int | None = typer.Option(None, help="test images --check compares "
+                                            "[default: the whole split]"),
+    integer_kernels: bool = typer.Option(False, "--integer-kernels", help="onnx: standard QDQ "
+                                         "groups ONNX Runtime may run on int8 kernels (biases "
+                                         "rounded to int32, not simulated by haq)"),
+    preset: str = typer.Option("default", help="quantizer preset the policy was searched with "
+                               "(default, paper, paper-kmeans)"),
+    seed: int = typer.Option(0, help="seed of the calibration batches (the search's --seed)"),
+    calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
+    data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+) -> None:
+    """Write MODEL quantized with POLICY as a file ONNX Runtime, qonnx or haq can execute."""
+    import haq.export
+    from haq import data as hdata
+    from haq.cli._search import _resolve
+    from haq.policy import Policy
+
+    fmt = haq.export.get_format(format)  # refuse an unknown format before loading anything
+    net, _, data_name, specs = _resolve(model, dataset, input_shape)
+    if specs is None and isinstance(net, str):
+        from haq.models import create, example_input
+        from haq.specs import extract_specs
+
+        specs = extract_specs(create(net), example_input(net))
+    bits = Policy.load(policy, specs)
+    quantized, calibration, splits = quantized_model(
+        net, bits, data_name, preset=preset, seed=seed, calib_batches=calib_batches,
+        weights=weights, data_dir=data_dir)
+    haq.export.export(quantized, bits, fmt.name, out, example_input=calibration[0][0][:1],
+                      integer_kernels=integer_kernels)
+    console.print(f"wrote {out} ({fmt.name}, {out.stat().st_size:,} bytes)")
+    if check:
+        batches = None if check_images is None else -(-check_images // 250)
+        report = haq.export.check_parity(out, quantized, hdata.loader(splits.test, 250),
+                                         max_batches=batches)
+        console.print(report.summary())
+        if not report.passed:
+            raise typer.Exit(1)
