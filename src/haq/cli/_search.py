@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,8 @@ def search(
                                     "-sSEED]"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run"),
     preset: str = typer.Option("default", help="default or paper (HAQ as published)"),
+    rounding: str = typer.Option("nearest", help="weight rounding: nearest or learned "
+                                 "(AdaRound-style, cached per layer and bits; slower)"),
     finetune_steps: int = typer.Option(0, help="recovery steps per episode (0 = PTQ proxy)"),
     finetune_epochs: int = typer.Option(0, help="fine-tune the best policy, report test top-1"),
     finetune_distill: float = typer.Option(1.0, help="weight of distillation from the float "
@@ -147,6 +150,7 @@ def search(
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.errors import ConfigError
     from haq.policy import BitSpace
+    from haq.quantize import QuantConfig
     from haq.search.api import search as run_search
 
     given = dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True))
@@ -170,6 +174,8 @@ def search(
                             final_distill=finetune_distill,
                             eval_samples=eval_samples, rescore_top=rescore_top,
                             rescore_steps=rescore_steps, preset=preset, pin_ends=pin_ends,
+                            quant_config=None if rounding == "nearest" else replace(
+                                QuantConfig.preset(preset), rounding=rounding),
                             progress=progress, **_params(param))
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")

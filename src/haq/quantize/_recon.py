@@ -22,7 +22,7 @@ from torch import nn
 from haq.quantize._clip import search_clip
 from haq.quantize._grid import fake_quant
 
-MAX_PATCHES = 4096  # patches per calibration batch that enter the moments
+MAX_PATCHES = 1024  # patches per calibration batch that enter the moments
 MAX_ELEMENTS = 1 << 22  # numbers of the per-group second-moment matrices of one layer
 FULL_COST = 1 << 26  # rows * d * d above which the clip search uses the diagonal only
 
@@ -32,6 +32,10 @@ class PatchMoments:
 
     def __init__(self, layer: nn.Module) -> None:
         self.layer = layer
+        rows, d = layer.weight.shape[0], layer.weight[0].numel()
+        groups = getattr(layer, "groups", 1)
+        # the full matrices only where output_clip will use them
+        self.full = groups * d * d <= MAX_ELEMENTS and rows * d * d <= FULL_COST
         self.count = 0
         self.total: torch.Tensor | None = None  # [groups, d]
         self.outer: torch.Tensor | None = None  # [groups, d, d] or [groups, d] (diagonal)
@@ -41,11 +45,10 @@ class PatchMoments:
         if p.shape[0] > MAX_PATCHES:
             keep = torch.linspace(0, p.shape[0] - 1, MAX_PATCHES).round().long()
             p = p[keep.to(p.device)]
-        p = p.double()
-        groups, d = p.shape[1], p.shape[2]
-        full = groups * d * d <= MAX_ELEMENTS
-        outer = torch.einsum("ngi,ngj->gij", p, p) if full else p.pow(2).sum(0)
-        total = p.sum(0)
+        p = p.float()
+        # float32 products of at most MAX_PATCHES terms, summed over batches in float64
+        outer = torch.einsum("ngi,ngj->gij", p, p) if self.full else p.pow(2).sum(0)
+        outer, total = outer.double(), p.double().sum(0)
         self.total = total if self.total is None else self.total + total
         self.outer = outer if self.outer is None else self.outer + outer
         self.count += p.shape[0]

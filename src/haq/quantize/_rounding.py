@@ -5,6 +5,8 @@ Here every weight w on a grid of step s becomes ``s * clamp(floor(w / s) + h, -n
 ``h`` in [0, 1] a rectified sigmoid of a free variable; ``h`` is trained with Adam to minimise
 the squared error of the layer's output on a sample of its calibration inputs, plus a penalty
 ``1 - |2h - 1|^beta`` whose exponent anneals from 20 to 2 so that every ``h`` ends at 0 or 1.
+Both terms are scale-free (the output error relative to the output's energy, the penalty
+averaged over the weights), so one ``PENALTY`` serves layers of any size and scale.
 The result is a 0/1 "round up" mask per weight; the grid (clip) is kept as chosen before.
 
 The inputs are the layer's *float* inputs, so the result depends on the layer and its bits
@@ -83,11 +85,11 @@ def learn_mask(weight: torch.Tensor, scale: torch.Tensor, bits: int, inputs: tor
                 target = forward(x, weight)
             h = _soft(v)
             out = forward(x, torch.clamp(floor + h, -n, n) * scale)
-            loss = (out - target).pow(2).sum(1).mean()
+            loss = (out - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-12)
             if step >= warm:
                 progress = (step - warm) / max(1, steps - warm)
                 beta = BETA[1] + 0.5 * (BETA[0] - BETA[1]) * (1 + math.cos(math.pi * progress))
-                loss = loss + PENALTY * (1 - (2 * h - 1).abs().pow(beta)).sum()
+                loss = loss + PENALTY * (1 - (2 * h - 1).abs().pow(beta)).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

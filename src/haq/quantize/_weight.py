@@ -200,7 +200,7 @@ class LinearWeightQuantizer(WeightQuantizer):
         if not self.learned or n == 0:
             return fake_quant_ste(weight, clip, bits, True)
         clamped = torch.clamp(weight, -clip, clip)
-        rounded = apply_mask(clamped.detach(), clip / n, self.rounding, bits)
+        rounded = apply_mask(weight.detach(), clip / n, self.rounding, bits)
         return clamped + (rounded - clamped.detach())
 
     def extra_repr(self) -> str:
