@@ -25,7 +25,7 @@ from haq.quantize._grid import grid_max
 STEPS = 400  # Adam steps per (layer, bits), measured on the zoo models (docs/quantization.md)
 BATCH = 32  # calibration samples per step
 LR = 1e-2
-PENALTY = 0.01  # weight of the rounding penalty against the reconstruction error
+PENALTY = 1.0  # weight of the (mean) rounding penalty against the relative output error
 WARMUP = 0.2  # fraction of the steps with no rounding penalty
 BETA = (20.0, 2.0)
 _ZETA, _GAMMA = 1.1, -0.1  # stretch of the rectified sigmoid, so h reaches exactly 0 and 1
