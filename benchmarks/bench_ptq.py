@@ -5,8 +5,9 @@ For each zoo model: float top-1, then uniform W8A8 / W4A8 / W3A8 with the defaul
 rounding), the same with ``rounding="learned"`` (three seeds on the headline model), and the
 previous defaults (no folding, no bias correction, weight-MSE clips) for comparison.
 Calibration is what ``haq apply`` uses: the first 8 batches of 128 of the seeded (seed 0)
-shuffled training loader. ``seconds`` is calibration + quantization (``apply_policy_``), not
-the evaluation.
+shuffled training loader. ``seconds`` (wall) and ``cpu_seconds`` (this process's CPU time, which
+a busy shared machine inflates less) are calibration + quantization (``apply_policy_``), not the
+evaluation; ``load`` is the 1-minute load average when the configuration finished.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ptq.py [--models NAME ...] [--only KEY]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import time
 from typing import Any
@@ -54,12 +56,38 @@ def _runs(model: str) -> list[tuple[str, int, int]]:
     return runs
 
 
+def table(results: Results) -> str:
+    """The measured rows as a markdown table (mean and range over seeds where there are several)."""
+    rows = ["| model | config | policy | top-1 % (float) | seeds | CPU s | wall s |",
+            "|---|---|---|---|---|---|---|"]
+    records = list(results)
+    floats = {r["model"]: r["accuracy"] for r in records if r["config"] == "float"}
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        if r["config"] != "float":
+            groups.setdefault((r["model"], r["config"], r["w_bits"]), []).append(r)
+    for (model, config, bits), runs in groups.items():
+        accs = [r["accuracy"] for r in runs]
+        mean = sum(accs) / len(accs)
+        spread = f" ({min(accs):.2f}–{max(accs):.2f})" if len(accs) > 1 else ""
+        cpu = sum(r["cpu_seconds"] for r in runs) / len(runs)
+        wall = sum(r["seconds"] for r in runs) / len(runs)
+        rows.append(f"| {model} | {config} | W{bits}A8 | {mean:.2f}{spread} "
+                    f"({floats.get(model, float('nan')):.2f}) | {len(accs)} | {cpu:.1f} | "
+                    f"{wall:.1f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--only", default=None, help="run only keys containing this text")
+    parser.add_argument("--table", action="store_true", help="print the results as markdown")
     args = parser.parse_args()
     results = Results("bench_ptq")
+    if args.table:
+        print(table(results))
+        return
     for model in args.models:
         net = create(model, pretrained=True).eval()
         specs = extract_specs(net, example_input(model))
@@ -75,15 +103,18 @@ def main() -> None:
             if results.done(key) or (args.only and args.only not in key):
                 continue
             quant = QuantConfig(**CONFIGS[config], seed=seed)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             quantized = apply_policy_(copy.deepcopy(net), Policy.uniform(specs, bits, 8),
                                       calibration, quant)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
             accuracy = evaluate(quantized, splits.test)
             results.add(key, model=model, config=config, w_bits=bits, a_bits=8, seed=seed,
-                        accuracy=accuracy, seconds=seconds, quant_config=quant.to_dict(),
+                        accuracy=accuracy, seconds=seconds, cpu_seconds=cpu_seconds,
+                        load=os.getloadavg()[0], quant_config=quant.to_dict(),
                         calibration_images=sum(len(x) for x in calibration))
-            print(f"{key}: {accuracy:.2f}% in {seconds:.1f} s", flush=True)
+            print(f"{key}: {accuracy:.2f}% in {seconds:.1f} s ({cpu_seconds:.1f} s CPU)",
+                  flush=True)
 
 
 if __name__ == "__main__":
