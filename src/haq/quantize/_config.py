@@ -46,11 +46,13 @@ class QuantConfig:
         weight_method: ``"linear"`` (uniform symmetric grid) or ``"kmeans"`` (Deep-Compression
             style, HAQ's model-size mode: 2^b shared centroids per layer, labels fixed after
             clustering, centroids trainable during fine-tuning).
-        weight_clip: how the weight range is chosen: ``"max"`` (max |w|), ``"mse"`` (minimum
-            squared error), ``"kl"`` (minimum KL divergence of the magnitude histogram) or
-            ``"percentile"``.
-        act_clip: the same choice for each layer's input activation, computed from the
-            calibration histogram.
+        weight_clip: how the weight range is chosen: ``"output"`` (the default: least squared
+            error of the layer's output on the calibration data, from the covariance of its
+            input patches; weight MSE until calibrated), ``"max"`` (max |w|), ``"mse"``
+            (minimum squared weight error), ``"kl"`` (minimum KL divergence of the magnitude
+            histogram) or ``"percentile"``.
+        act_clip: ``"max"``, ``"mse"``, ``"kl"`` or ``"percentile"`` for each layer's input
+            activation, computed from the calibration histogram.
         kl_below_bits: if set, ``"kl"`` is used only for bit widths below this value and
             ``"max"`` above it (the official code uses KL below 5 bits). ``None`` = KL always.
         percentile: the percentile (0-100] of |x| used by the ``"percentile"`` clip.
