@@ -2,8 +2,9 @@
 
 For each zoo model: float top-1, then uniform W8A8 / W4A8 / W3A8 with the default
 ``QuantConfig`` (batch norm folded, output-error weight clips, bias correction, nearest
-rounding), the same with ``rounding="learned"`` (three seeds on the headline model), and the
-previous defaults (no folding, no bias correction, weight-MSE clips) for comparison.
+rounding), the same with ``rounding="learned"`` (three seeds on the headline model), the
+previous defaults (no folding, no bias correction, weight-MSE clips) for comparison, and on the
+headline model the steps between the two (folding, then bias correction).
 Calibration is what ``haq apply`` uses: the first 8 batches of 128 of the seeded (seed 0)
 shuffled training loader. ``seconds`` (wall) and ``cpu_seconds`` (this process's CPU time, which
 a busy shared machine inflates less) are calibration + quantization (``apply_policy_``), not the
@@ -44,6 +45,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "learned": {"rounding": "learned"},
     "previous": {"fold_bn": False, "bias_correction": False, "weight_clip": "mse"},
+    # the steps from "previous" to "default", on the headline model
+    "fold": {"bias_correction": False, "weight_clip": "mse"},
+    "fold+bias": {"weight_clip": "mse"},
 }
 
 
@@ -53,6 +57,8 @@ def _runs(model: str) -> list[tuple[str, int, int]]:
     seeds = (0, 1, 2) if model == HEADLINE else (0,)
     runs += [("learned", bits, seed) for bits in (4, 3) for seed in seeds]
     runs += [("previous", bits, 0) for bits in (8, 4, 3)]
+    if model == HEADLINE:
+        runs += [(step, bits, 0) for step in ("fold", "fold+bias") for bits in (4, 3)]
     return runs
 
 
