@@ -85,17 +85,17 @@ def test_calibrate_uses_x_of_batches_and_stops_at_max_batches(net, batches) -> N
 
 def test_set_policy_caches_per_layer_and_bits(net, batches, monkeypatch) -> None:
     calls = {"weight": 0, "act": 0}
-    weight_clip, act_clip = _weight.weight_clip, _stats.ActStats.clip
+    weight_clip, act_clip = _weight.LinearWeightQuantizer._clip, _stats.ActStats.clip
 
-    def counting_weight_clip(*args, **kwargs):
+    def counting_weight_clip(self, *args, **kwargs):
         calls["weight"] += 1
-        return weight_clip(*args, **kwargs)
+        return weight_clip(self, *args, **kwargs)
 
     def counting_act_clip(self, *args, **kwargs):
         calls["act"] += 1
         return act_clip(self, *args, **kwargs)
 
-    monkeypatch.setattr(_weight, "weight_clip", counting_weight_clip)
+    monkeypatch.setattr(_weight.LinearWeightQuantizer, "_clip", counting_weight_clip)
     monkeypatch.setattr(_stats.ActStats, "clip", counting_act_clip)
     apply_policy_(net, _uniform(4, 4), batches)
     assert calls == {"weight": 4, "act": 4}

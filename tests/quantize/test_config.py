@@ -38,6 +38,10 @@ def test_round_trip_through_json(config: QuantConfig) -> None:
     ("learnable_clip", "true", "True or False"),
     ("kmeans_iters", 0, ">= 1"),
     ("seed", -1, ">= 0"),
+    ("fold_bn", "yes", "True or False"),
+    ("bias_correction", 1, "True or False"),
+    ("rounding", "adaround", "'learned'"),
+    ("act_clip", "output", "'mse'"),  # the output criterion is a weight clip only
 ])
 def test_invalid_values_are_refused_with_the_allowed_set(field: str, value: object,
                                                          hint: str) -> None:
@@ -55,8 +59,24 @@ def test_from_dict_refuses_unknown_fields_and_versions() -> None:
         QuantConfig.from_dict(["per_tensor"])  # type: ignore[arg-type]
 
 
+def test_learned_rounding_needs_a_linear_grid() -> None:
+    with pytest.raises(ConfigError, match="weight_method='linear'"):
+        QuantConfig(weight_method="kmeans", rounding="learned")
+
+
+def test_a_dict_written_before_the_ptq_fields_reads_with_their_defaults() -> None:
+    old = QuantConfig().to_dict()
+    for name in ("fold_bn", "bias_correction", "rounding"):
+        del old[name]
+    config = QuantConfig.from_dict(old)
+    assert config.fold_bn and config.bias_correction and config.rounding == "nearest"
+    assert config == QuantConfig()
+
+
 def test_presets() -> None:
     paper = QuantConfig.preset("paper")
+    assert not paper.fold_bn and not paper.bias_correction and paper.rounding == "nearest"
+    assert not QuantConfig.paper_kmeans().fold_bn
     assert paper.weight_granularity == "per_tensor"
     assert paper.weight_clip == paper.act_clip == "kl" and paper.kl_below_bits == 5
     assert QuantConfig.preset("paper-kmeans").weight_method == "kmeans"

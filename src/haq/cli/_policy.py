@@ -12,7 +12,7 @@ from haq.cli._common import console
 
 
 def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batches: int,
-               per_tensor: bool) -> tuple[Any, Any, Any, Any]:
+               per_tensor: bool, rounding: str = "nearest") -> tuple[Any, Any, Any, Any]:
     """Load the pretrained model and its dataset, apply the policy, calibrate on train batches."""
     from haq import data as hdata
     from haq.models import create, example_input, info
@@ -25,7 +25,8 @@ def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batch
     policy = Policy.load(policy_path, specs)
     splits = hdata.load(info(model).dataset, root=data_dir)
     calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
-    config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel")
+    config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
+                         rounding=rounding)
     float_net = create(model, pretrained=True)
     apply_policy_(net, policy,
                   [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
@@ -64,6 +65,8 @@ def apply(
     hardware: str | None = typer.Option(None, help="also price the policy on this cost model"),
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
+    rounding: str = typer.Option("nearest", help="weight rounding: nearest, or learned "
+                                 "(AdaRound-style, from the calibration data; slower)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
 ) -> None:
@@ -73,7 +76,8 @@ def apply(
 
     if split not in ("heldout", "test"):
         raise ConfigError(f"--split must be heldout or test, got {split!r}")
-    float_net, net, specs, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor)
+    float_net, net, specs, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
+                                               rounding)
     data = getattr(splits, split)
     float_acc, quant_acc = evaluate(float_net, data), evaluate(net, data)
     console.print(f"{model} on {splits.name}/{split}: float {float_acc:.2f}%, "

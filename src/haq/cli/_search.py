@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,8 @@ def search(
                                     "-sSEED]"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run"),
     preset: str = typer.Option("default", help="default or paper (HAQ as published)"),
+    rounding: str = typer.Option("nearest", help="weight rounding: nearest or learned "
+                                 "(AdaRound-style, cached per layer and bits; slower)"),
     finetune_steps: int = typer.Option(0, help="recovery steps per episode (0 = PTQ proxy)"),
     finetune_epochs: int = typer.Option(0, help="fine-tune the best policy, report test top-1"),
     finetune_distill: float = typer.Option(1.0, help="weight of distillation from the float "
@@ -224,6 +227,7 @@ def search(
                                       "format (onnx, qonnx, packed) into the run directory"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
+    from haq.quantize import QuantConfig
     from haq.search import EvalConfig, FinalConfig, RescoreConfig
     from haq.search import search as run_search
 
@@ -250,6 +254,8 @@ def search(
                             final=FinalConfig(finetune_epochs, distill=finetune_distill),
                             episodes=episodes, seed=seed, run_dir=run_dir, resume=resume,
                             preset=preset, pin_ends=pin_ends,
+                            quant_config=None if rounding == "nearest" else replace(
+                                QuantConfig.preset(preset), rounding=rounding),
                             progress=progress, **_params(param))
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")

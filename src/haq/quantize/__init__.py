@@ -5,7 +5,10 @@ fake-quant wrapper (``QuantConv1d`` / ``QuantConv2d`` / ``QuantLinear``), calibr
 activation ranges once, and sets the bits. A search then calls ``set_policy_`` per episode,
 which reuses the calibration statistics and a per-(layer, bits) cache of quantized weights.
 ``strip_`` turns the model back into plain float layers. ``QuantConfig`` says how: per-channel
-or per-tensor linear weights or k-means weights, and the clip rule (max, MSE, KL, percentile).
+or per-tensor linear weights or k-means weights, and the clip rule (max, MSE, KL, percentile);
+by default batch norm is folded into the layer before it (``fold_batchnorm_``) when the model
+is calibrated, and each layer's bias is corrected for its weight quantization error
+(``QuantModule.effective_bias``); ``rounding="learned"`` learns each weight's rounding.
 """
 
 from haq.quantize._act import ActQuantizer
@@ -19,6 +22,7 @@ from haq.quantize._apply import (
     strip_,
 )
 from haq.quantize._config import QuantConfig
+from haq.quantize._fold import FoldReport, find_foldable, fold_batchnorm_
 from haq.quantize._grid import fake_quant, sqnr_db
 from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
 from haq.quantize._weight import KMeansWeightQuantizer, LinearWeightQuantizer, WeightQuantizer
@@ -26,6 +30,7 @@ from haq.quantize._weight import KMeansWeightQuantizer, LinearWeightQuantizer, W
 __all__ = [
     "DEFAULT_CALIBRATION_BATCHES",
     "ActQuantizer",
+    "FoldReport",
     "KMeansWeightQuantizer",
     "LinearWeightQuantizer",
     "QuantConfig",
@@ -37,6 +42,8 @@ __all__ = [
     "apply_policy_",
     "calibrate_",
     "fake_quant",
+    "find_foldable",
+    "fold_batchnorm_",
     "prepare_",
     "quantized_layers",
     "set_policy_",

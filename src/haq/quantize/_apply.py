@@ -6,6 +6,7 @@ return the model for chaining.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch.nn.utils import parametrize
 from haq.errors import ConfigError, DatasetError, PolicyError, UnsupportedModelError
 from haq.policy import LayerBits, Policy
 from haq.quantize._config import QuantConfig
+from haq.quantize._fold import fold_batchnorm_, replace_module
 from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
 from haq.quantize._weight import layer_seed
 
@@ -55,7 +57,7 @@ def prepare_(model: nn.Module, names: Iterable[str],
             continue
         wrapper_type = _wrapper_type(name, module)
         wrapper = wrapper_type.from_float(module, config, name, layer_seed(config.seed, name))
-        _replace(model, module, wrapper)
+        replace_module(model, module, wrapper)
     return model
 
 
@@ -63,9 +65,15 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
                max_batches: int | None = DEFAULT_CALIBRATION_BATCHES) -> nn.Module:
     """Record every wrapped layer's input statistics once, running the model in float.
 
-    The statistics (min, max, zero count, magnitude histograms) serve every bit width and
-    clip method later, so ``set_policy_`` never re-runs data. All layers compute in float
-    during calibration, so the statistics do not depend on the policy.
+    The statistics (min, max, zero count, magnitude histograms, the mean input for bias
+    correction, and a bounded input sample if learned rounding needs one) serve every bit
+    width and clip method later, so ``set_policy_`` never re-runs data. All layers compute in
+    float during calibration, so the statistics do not depend on the policy.
+
+    If the layers' ``QuantConfig.fold_bn`` is set (the default), every foldable BatchNorm is
+    first folded into the layer before it, in place (``fold_batchnorm_``, traced on the first
+    batch): the folded weight is what gets quantized. Folding an already folded model does
+    nothing.
 
     Args:
         model: a model with wrapped layers (``prepare_``); run in eval mode under no_grad and
@@ -85,13 +93,17 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
                                     or not isinstance(max_batches, int) or max_batches < 1):
         raise ConfigError(f"max_batches={max_batches!r} must be a positive integer or None")
     device = next(iter(layers.values())).weight.device
+    batches = iter(data)
+    first = next(batches, None)
+    if first is not None and any(m.quant_config.fold_bn for m in layers.values()):
+        fold_batchnorm_(model, _batch_input(first).to(device))
     for layer in layers.values():
-        layer.act_quant.begin_observe()
+        layer.begin_observe()
     was_training, seen, ok = model.training, 0, False
     try:
         model.eval()
         with torch.no_grad():
-            for batch in data:
+            for batch in itertools.chain([] if first is None else [first], batches):
                 if max_batches is not None and seen >= max_batches:
                     break
                 model(_batch_input(batch).to(device))
@@ -100,7 +112,7 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
         ok = True
     finally:
         for layer in layers.values():
-            layer.act_quant.end_observe(keep=ok)
+            layer.end_observe(keep=ok)
         model.train(was_training)
     return model
 
@@ -172,7 +184,7 @@ def strip_(model: nn.Module, bake: bool = False) -> nn.Module:
             float (latent) weights; activations are float either way.
     """
     for wrapper in quantized_layers(model).values():
-        _replace(model, wrapper, wrapper.to_float(bake=bake))
+        replace_module(model, wrapper, wrapper.to_float(bake=bake))
     return model
 
 
@@ -210,14 +222,6 @@ def _wrapper_type(name: str, module: nn.Module) -> type[QuantModule]:
             f"layer {name!r} is a {type(module).__name__} with its own forward(), which a "
             f"fake-quant {base.__name__} would bypass; quantize the plain layers inside it")
     return _WRAPPER_OF[base]
-
-
-def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
-    """Point every reference to ``old`` inside ``model`` (shared modules too) at ``new``."""
-    slots = [(parent, key) for parent in model.modules()
-             for key, child in parent._modules.items() if child is old]
-    for parent, key in slots:
-        setattr(parent, key, new)
 
 
 def _batch_input(batch: Any) -> torch.Tensor:

@@ -8,6 +8,7 @@ activation clips reuse the same MSE and KL searches on the calibration histogram
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,41 +36,47 @@ def effective_method(method: str, bits: int, signed: bool, kl_below_bits: int | 
     return method
 
 
+def search_clip(amax: torch.Tensor, errors: Callable[[torch.Tensor], torch.Tensor],
+                dtype: torch.dtype, per_candidate: int = 1) -> torch.Tensor:
+    """Per row, the clip in (0, amax] that ``errors`` scores least.
+
+    ``errors(fractions)`` maps candidate fractions [rows, k] of ``amax`` to errors [rows, k].
+    A coarse grid of ``MSE_COARSE`` fractions is followed by ``MSE_FINE`` points spanning one
+    coarse step either side of the best, so the result is within amax/800 of the grid optimum.
+    Candidates are scored together in chunks of about ``MSE_CHUNK`` elements (``per_candidate``
+    elements each): a few large kernels instead of one small kernel per candidate.
+    """
+    amax = amax.clamp_min(torch.finfo(dtype).tiny)
+    rows = amax.shape[0]
+    per_chunk = max(1, MSE_CHUNK // max(per_candidate, 1))
+
+    def scored(fractions: torch.Tensor) -> torch.Tensor:
+        return torch.cat([errors(part) for part in fractions.split(per_chunk, dim=1)], dim=1)
+
+    step = 1.0 / MSE_COARSE
+    coarse = torch.linspace(step, 1.0, MSE_COARSE, device=amax.device, dtype=dtype)
+    coarse = coarse.expand(rows, -1)
+    best = coarse.gather(1, scored(coarse).argmin(1, keepdim=True))
+    offsets = torch.linspace(-step, step, MSE_FINE, device=amax.device, dtype=dtype)
+    fine = (best + offsets).clamp(step / MSE_FINE, 1.0)
+    return fine.gather(1, scored(fine).argmin(1, keepdim=True)).squeeze(1) * amax
+
+
 def mse_clip(m: torch.Tensor, amax: torch.Tensor, bits: int, signed: bool,
              weights: torch.Tensor | None = None) -> torch.Tensor:
     """Per row of magnitudes ``m`` [rows, n], the clip in (0, amax] with least squared error.
 
-    A coarse grid of ``MSE_COARSE`` fractions of ``amax`` is followed by ``MSE_FINE`` points
-    spanning one coarse step either side of the best, so the result is within amax/800 of the
-    grid optimum. ``weights`` [n] weights each column (histogram counts); ``None`` = all 1.
+    ``weights`` [n] weights each column (histogram counts); ``None`` = all 1.
     """
-    amax = amax.clamp_min(torch.finfo(m.dtype).tiny)
-    rows = m.shape[0]
-    step = 1.0 / MSE_COARSE
-    coarse = torch.linspace(step, 1.0, MSE_COARSE, device=m.device, dtype=m.dtype)
-    coarse = coarse.expand(rows, -1)
-    best = coarse.gather(1, _clip_errors(m, amax, coarse, bits, signed, weights).argmin(1, True))
-    offsets = torch.linspace(-step, step, MSE_FINE, device=m.device, dtype=m.dtype)
-    fine = (best + offsets).clamp(step / MSE_FINE, 1.0)
-    errors = _clip_errors(m, amax, fine, bits, signed, weights)
-    return fine.gather(1, errors.argmin(1, keepdim=True)).squeeze(1) * amax
+    safe = amax.clamp_min(torch.finfo(m.dtype).tiny)
 
-
-def _clip_errors(m: torch.Tensor, amax: torch.Tensor, fractions: torch.Tensor, bits: int,
-                 signed: bool, weights: torch.Tensor | None) -> torch.Tensor:
-    """Squared error [rows, k] of clipping row r at ``fractions[r, k] * amax[r]``.
-
-    Candidates are evaluated together, in chunks of about ``MSE_CHUNK`` elements: a few large
-    kernels instead of one small kernel per candidate.
-    """
-    per_chunk = max(1, MSE_CHUNK // max(m.numel(), 1))
-    out = []
-    for part in fractions.split(per_chunk, dim=1):
-        clip = (part * amax.unsqueeze(1)).unsqueeze(2)  # [rows, k, 1]
+    def errors(fractions: torch.Tensor) -> torch.Tensor:
+        clip = (fractions * safe.unsqueeze(1)).unsqueeze(2)  # [rows, k, 1]
         values = m.unsqueeze(1)  # [rows, 1, n]
         sq = (magnitude_quant(values, clip, bits, signed) - values).pow_(2)
-        out.append((sq if weights is None else sq * weights).sum(2))
-    return torch.cat(out, dim=1)
+        return (sq if weights is None else sq * weights).sum(2)
+
+    return search_clip(amax, errors, m.dtype, m.numel())
 
 
 def kl_threshold_bins(hist: np.ndarray, levels: int) -> int:

@@ -11,10 +11,14 @@ from haq.errors import ConfigError
 Granularity = Literal["per_channel", "per_tensor"]
 WeightMethod = Literal["linear", "kmeans"]
 ClipMethod = Literal["max", "mse", "kl", "percentile"]
+WeightClipMethod = Literal["max", "mse", "kl", "percentile", "output"]
+Rounding = Literal["nearest", "learned"]
 
 GRANULARITIES = ("per_channel", "per_tensor")
 WEIGHT_METHODS = ("linear", "kmeans")
 CLIP_METHODS = ("max", "mse", "kl", "percentile")
+WEIGHT_CLIP_METHODS = (*CLIP_METHODS, "output")
+ROUNDINGS = ("nearest", "learned")
 CONFIG_VERSION = 1
 
 
@@ -42,11 +46,13 @@ class QuantConfig:
         weight_method: ``"linear"`` (uniform symmetric grid) or ``"kmeans"`` (Deep-Compression
             style, HAQ's model-size mode: 2^b shared centroids per layer, labels fixed after
             clustering, centroids trainable during fine-tuning).
-        weight_clip: how the weight range is chosen: ``"max"`` (max |w|), ``"mse"`` (minimum
-            squared error), ``"kl"`` (minimum KL divergence of the magnitude histogram) or
-            ``"percentile"``.
-        act_clip: the same choice for each layer's input activation, computed from the
-            calibration histogram.
+        weight_clip: how the weight range is chosen: ``"output"`` (the default: least squared
+            error of the layer's output on the calibration data, from the covariance of its
+            input patches; weight MSE until calibrated), ``"max"`` (max |w|), ``"mse"``
+            (minimum squared weight error), ``"kl"`` (minimum KL divergence of the magnitude
+            histogram) or ``"percentile"``.
+        act_clip: ``"max"``, ``"mse"``, ``"kl"`` or ``"percentile"`` for each layer's input
+            activation, computed from the calibration histogram.
         kl_below_bits: if set, ``"kl"`` is used only for bit widths below this value and
             ``"max"`` above it (the official code uses KL below 5 bits). ``None`` = KL always.
         percentile: the percentile (0-100] of |x| used by the ``"percentile"`` clip.
@@ -56,7 +62,17 @@ class QuantConfig:
             moves it; otherwise it stays where calibration put it.
         kmeans_iters: Lloyd iterations of the k-means weight quantizer (official code: 3 during
             search, 50 for the final model).
-        seed: seeds the k-means initialisation; the same seed gives the same centroids.
+        seed: seeds the k-means initialisation and the learned rounding (which calibration
+            samples it keeps and the order it visits them in); the same seed, the same result.
+        fold_bn: fold each BatchNorm into the Conv/Linear layer before it when the model is
+            calibrated, so the folded weight is what gets quantized (what a runtime runs).
+            BatchNorms that cannot be folded are left alone (``fold_batchnorm_`` lists them).
+        bias_correction: subtract from each layer's bias the mean output error its weight
+            quantization causes on the calibration data, per output channel
+            (``QuantModule.effective_bias``).
+        rounding: ``"nearest"`` rounds each weight to the nearest grid point; ``"learned"``
+            chooses up or down per weight to reconstruct the layer's output on calibration
+            data (AdaRound-style), cached per (layer, bits). Linear weights only.
 
     Example:
         >>> cfg = QuantConfig(weight_granularity="per_tensor", act_clip="percentile")
@@ -66,7 +82,7 @@ class QuantConfig:
 
     weight_granularity: Granularity = "per_channel"
     weight_method: WeightMethod = "linear"
-    weight_clip: ClipMethod = "mse"
+    weight_clip: WeightClipMethod = "output"
     act_clip: ClipMethod = "mse"
     kl_below_bits: int | None = None
     percentile: float = 99.99
@@ -74,13 +90,16 @@ class QuantConfig:
     learnable_clip: bool = True
     kmeans_iters: int = 20
     seed: int = 0
+    fold_bn: bool = True
+    bias_correction: bool = True
+    rounding: Rounding = "nearest"
 
     version: ClassVar[int] = CONFIG_VERSION
 
     def __post_init__(self) -> None:
         _check_choice("weight_granularity", self.weight_granularity, GRANULARITIES)
         _check_choice("weight_method", self.weight_method, WEIGHT_METHODS)
-        _check_choice("weight_clip", self.weight_clip, CLIP_METHODS)
+        _check_choice("weight_clip", self.weight_clip, WEIGHT_CLIP_METHODS)
         _check_choice("act_clip", self.act_clip, CLIP_METHODS)
         if self.kl_below_bits is not None:
             _check_int("kl_below_bits", self.kl_below_bits, 2, 9)
@@ -91,23 +110,31 @@ class QuantConfig:
         if not (self.act_signed == "auto" or isinstance(self.act_signed, bool)):
             raise ConfigError(f"QuantConfig.act_signed={self.act_signed!r} must be 'auto', "
                               "True or False")
-        if not isinstance(self.learnable_clip, bool):
-            raise ConfigError(f"QuantConfig.learnable_clip={self.learnable_clip!r} must be "
-                              "True or False")
+        for name in ("learnable_clip", "fold_bn", "bias_correction"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"QuantConfig.{name}={getattr(self, name)!r} must be "
+                                  "True or False")
+        _check_choice("rounding", self.rounding, ROUNDINGS)
+        if self.rounding == "learned" and self.weight_method != "linear":
+            raise ConfigError("QuantConfig.rounding='learned' rounds a linear grid; use "
+                              "weight_method='linear' or rounding='nearest' with k-means")
         _check_int("kmeans_iters", self.kmeans_iters, 1)
         _check_int("seed", self.seed, 0)
 
     # -- presets ----------------------------------------------------------------------------
     @classmethod
     def paper(cls) -> QuantConfig:
-        """The official code's linear mode: per-tensor weights, KL clip below 5 bits, max above."""
+        """The official code's linear mode: per-tensor weights, KL clip below 5 bits, max above;
+        batch norm unfolded, no bias correction."""
         return cls(weight_granularity="per_tensor", weight_method="linear", weight_clip="kl",
-                   act_clip="kl", kl_below_bits=5, act_signed="auto", learnable_clip=True)
+                   act_clip="kl", kl_below_bits=5, act_signed="auto", learnable_clip=True,
+                   fold_bn=False, bias_correction=False)
 
     @classmethod
     def paper_kmeans(cls) -> QuantConfig:
-        """The official code's model-size mode: k-means weights (3 Lloyd iterations in search)."""
-        return cls(weight_method="kmeans", kmeans_iters=3)
+        """The official code's model-size mode: k-means weights (3 Lloyd iterations in search),
+        batch norm unfolded, no bias correction."""
+        return cls(weight_method="kmeans", kmeans_iters=3, fold_bn=False, bias_correction=False)
 
     @classmethod
     def preset(cls, name: str) -> QuantConfig:
@@ -125,7 +152,12 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuantConfig:
-        """Inverse of ``to_dict``; unknown keys and other versions are refused."""
+        """Inverse of ``to_dict``; unknown keys and other versions are refused.
+
+        Fields a dict does not name take their defaults, so a dict written before a field
+        existed still reads (``fold_bn``, ``bias_correction`` and ``rounding`` then mean what
+        this haq does by default).
+        """
         if not isinstance(data, Mapping):
             raise ConfigError(f"a QuantConfig must be read from a mapping, got {type(data)}")
         values = dict(data)

@@ -5,7 +5,8 @@ very same weight and bias ``Parameter`` objects, so ``state_dict`` keys such as
 ``features.0.weight`` stay where they were, optimizers built earlier keep working, and
 ``extract_specs`` on a wrapped model sees the same layers. Quantizer state lives in two child
 modules, ``weight_quant`` and ``act_quant`` (keys ``<layer>.weight_quant.*`` and
-``<layer>.act_quant.*``).
+``<layer>.act_quant.*``), plus the buffer ``<layer>.bias_correction``: the bias correction of the
+current weight bits, subtracted from the bias (zero when off or in float).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from torch import nn
 
 from haq.quantize._act import ActQuantizer
 from haq.quantize._config import QuantConfig
+from haq.quantize._inputs import InputRecord
+from haq.quantize._recon import PatchMoments
 from haq.quantize._stamp import Stamp
-from haq.quantize._weight import WeightQuantizer, make_weight_quantizer
+from haq.quantize._weight import LinearWeightQuantizer, WeightQuantizer, make_weight_quantizer
 
 
 class QuantModule(nn.Module):
@@ -49,6 +52,11 @@ class QuantModule(nn.Module):
         self.weight_quant = make_weight_quantizer(self.weight, config, seed)
         self.act_quant = ActQuantizer(config, layer_name, device=self.weight.device,
                                       dtype=self.weight.dtype)
+        self.register_buffer("bias_correction", torch.zeros(
+            self.weight.shape[0], dtype=self.weight.dtype, device=self.weight.device))
+        self._corrected = False  # bias_correction holds a non-zero value
+        self.inputs: InputRecord | None = None  # what calibration kept of the float inputs
+        self._previous_inputs: InputRecord | None = None
         self._fold: tuple[Stamp, float, torch.Tensor] | None = None
 
     # -- bits -------------------------------------------------------------------------------
@@ -60,6 +68,7 @@ class QuantModule(nn.Module):
     @w_bits.setter
     def w_bits(self, bits: int | None) -> None:
         self.weight_quant.set_bits(bits, self.weight)
+        self._set_correction()
 
     @property
     def a_bits(self) -> int | None:
@@ -72,8 +81,91 @@ class QuantModule(nn.Module):
 
     def set_bits(self, w_bits: int | None, a_bits: int | None) -> None:
         """Set both bit widths; quantizer state is reset to its calibrated/derived values."""
-        self.weight_quant.set_bits(w_bits, self.weight)
+        self.w_bits = w_bits
         self.act_quant.set_bits(a_bits)
+
+    # -- calibration ------------------------------------------------------------------------
+    def begin_observe(self) -> None:
+        """Start a calibration pass: record input statistics, compute in float."""
+        self.act_quant.begin_observe()
+        self._previous_inputs = self.inputs
+        learned = getattr(self.weight_quant, "learned", False)
+        moments = PatchMoments(self) if self.quant_config.weight_clip == "output" else None
+        self.inputs = InputRecord(keep_sample=learned, linear=isinstance(self, nn.Linear),
+                                  moments=moments)
+
+    def end_observe(self, keep: bool = True) -> None:
+        """End the pass; ``keep=False`` restores what was recorded before ``begin_observe``."""
+        if not keep:
+            self.inputs = self._previous_inputs
+        self._previous_inputs = None
+        self.weight_quant.drop_corrections()
+        if keep and isinstance(self.weight_quant, LinearWeightQuantizer):
+            self._hand_over_inputs(self.weight_quant)
+        self.act_quant.end_observe(keep)
+        self.w_bits = self.w_bits
+
+    def _hand_over_inputs(self, quantizer: LinearWeightQuantizer) -> None:
+        """Give the weight quantizer what its clip criterion and rounding read of the inputs."""
+        record = self.inputs
+        if record is None:
+            return
+        stale = False
+        if record.moments is not None and record.moments.count:
+            quantizer.metric = record.moments.metric(centred=self.quant_config.bias_correction)
+            stale = True
+        if quantizer.learned:
+            sample = record.sample()
+            quantizer.reconstruction = None if sample is None else (sample, self._reconstruct)
+            stale = True
+        if stale:  # clips and roundings derived from the previous calibration
+            quantizer.clear_cache()
+
+    # -- bias correction --------------------------------------------------------------------
+    @torch.no_grad()
+    def _set_correction(self) -> None:
+        """Load the bias correction of the current weight bits (cached with the weight)."""
+        entry = self.weight_quant.current_entry()
+        mean = self.inputs.mean() if self.inputs is not None else None
+        if entry is None or mean is None or not self.quant_config.bias_correction:
+            self.bias_correction.zero_()
+            self._corrected = False
+            return
+        if entry.correction is None:
+            entry.correction = self._mean_output_error(entry.qweight, mean)
+        self.bias_correction.copy_(entry.correction)
+        self._corrected = True
+
+    def _mean_output_error(self, qweight: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """E[(W_q - W) x] per output channel over the calibration inputs (and positions)."""
+        error = qweight.double() - self.weight.detach().double()
+        out = self._reconstruct(mean.unsqueeze(0), error)  # linear in x: mean in, mean out
+        return out.reshape(out.shape[1], -1).mean(1).to(self.weight.dtype)
+
+    def _reconstruct(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The layer's output without bias (what learned rounding reconstructs)."""
+        return self._compute(x, weight, None)
+
+    def effective_bias(self) -> torch.Tensor | None:
+        """The bias the layer computes with: ``bias`` minus the bias correction of its bits."""
+        if not self._corrected:
+            return self.bias
+        if self.bias is None:
+            return -self.bias_correction
+        return self.bias - self.bias_correction
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              local_metadata: Any, strict: bool, missing_keys: list[str],
+                              unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        key = prefix + "bias_correction"
+        absent = key not in state_dict
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        if absent:  # saved before bias correction existed: it had none
+            self.bias_correction.zero_()
+            if key in missing_keys:
+                missing_keys.remove(key)
+        self._corrected = bool(self.bias_correction.detach().any())
 
     # -- forward ----------------------------------------------------------------------------
     def effective_weight(self) -> torch.Tensor:
@@ -88,13 +180,16 @@ class QuantModule(nn.Module):
         act = self.act_quant
         if act.observing:  # calibration: record the float input, compute in float
             act.observe(x)
-            return self._compute(x, self.weight)
+            if self.inputs is not None:
+                self.inputs.update(x)
+            return self._compute(x, self.weight, self.bias)
+        bias = self.effective_bias()
         if act.bits is not None and not self.training and not torch.is_grad_enabled():
             # Evaluation: conv(codes * s, W) == conv(codes, s * W), so the activation scale is
             # folded into the cached weight and x is touched by one multiply, round and clamp.
             codes, scale = act.codes(x)
-            return self._compute(codes, self._folded_weight(scale))
-        return self._compute(act(x), self.effective_weight())
+            return self._compute(codes, self._folded_weight(scale), bias)
+        return self._compute(act(x), self.effective_weight(), bias)
 
     def _folded_weight(self, scale: float) -> torch.Tensor:
         weight = self.effective_weight()
@@ -103,7 +198,8 @@ class QuantModule(nn.Module):
             cached = self._fold = (Stamp(weight), scale, weight * scale)
         return cached[2]
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
     # -- conversion -------------------------------------------------------------------------
@@ -128,16 +224,21 @@ class QuantModule(nn.Module):
         """A plain float layer sharing this layer's bias.
 
         ``bake=False`` shares the float (latent) weight; ``bake=True`` gives it a copy of the
-        effective quantized weight instead, for deployment or export.
+        effective quantized weight and bias (bias correction included) instead, for deployment
+        or export.
         """
-        plain = self.float_type(**self._hyper(self), device="meta")
+        bias = self.effective_bias() if bake else self.bias
+        plain = self.float_type(**{**self._hyper(self), "bias": bias is not None},
+                                device="meta")
         if bake:
             with torch.no_grad():
                 baked = self.effective_weight().detach().clone()
             plain.weight = nn.Parameter(baked, requires_grad=self.weight.requires_grad)
+            if bias is not None and bias is not self.bias:
+                bias = nn.Parameter(bias.detach().clone(), requires_grad=self.weight.requires_grad)
         else:
             plain.weight = self.weight
-        plain.bias = self.bias
+        plain.bias = bias
         plain.train(self.training)
         return plain
 
@@ -157,8 +258,9 @@ class _QuantConv(QuantModule):
     def _hyper(cls, module: nn.Module) -> dict[str, Any]:
         return _conv_hyper(module)
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, weight, self.bias)  # type: ignore[attr-defined]
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.Tensor:
+        return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
 
 
 class QuantConv1d(_QuantConv, nn.Conv1d):
@@ -189,8 +291,9 @@ class QuantLinear(QuantModule, nn.Linear):
         return dict(in_features=module.in_features, out_features=module.out_features,
                     bias=module.bias is not None, dtype=module.weight.dtype)
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, weight, self.bias)
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:
         return f"{nn.Linear.extra_repr(self)}, {self._quant_repr()}"

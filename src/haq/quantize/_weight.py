@@ -23,8 +23,10 @@ from torch import nn
 from haq.policy import MAX_BITS
 from haq.quantize._clip import weight_clip
 from haq.quantize._config import QuantConfig
-from haq.quantize._grid import fake_quant, fake_quant_ste
+from haq.quantize._grid import fake_quant, fake_quant_ste, grid_max
 from haq.quantize._kmeans import kmeans_1d
+from haq.quantize._recon import output_clip
+from haq.quantize._rounding import Forward, apply_mask, learn_mask, nearest_mask
 from haq.quantize._stamp import Stamp
 
 
@@ -39,6 +41,7 @@ class _Entry:
 
     state: tuple[torch.Tensor, ...]
     qweight: torch.Tensor
+    correction: torch.Tensor | None = None  # the layer's bias correction, set by the layer
 
 
 class WeightQuantizer(nn.Module):
@@ -56,6 +59,15 @@ class WeightQuantizer(nn.Module):
         self._cache.clear()
         self._source = None
         self._slot = None
+
+    def current_entry(self) -> _Entry | None:
+        """What ``set_bits`` derived for the current bits (None in float)."""
+        return None if self.bits is None else self._cache.get(self.bits)
+
+    def drop_corrections(self) -> None:
+        """Forget the layers' bias corrections (they depend on the calibration inputs)."""
+        for entry in self._cache.values():
+            entry.correction = None
 
     def set_bits(self, bits: int | None, weight: torch.Tensor) -> None:
         """Quantize ``weight`` to ``bits`` (``None`` = float) from now on."""
@@ -121,41 +133,80 @@ class LinearWeightQuantizer(WeightQuantizer):
 
     The clip is chosen by ``set_bits`` from the float weight and then held fixed, so
     fine-tuning trains the weights against a stable grid (the official code does the same).
+    With ``QuantConfig(rounding="learned")`` a 0/1 round-up mask per weight (buffer
+    ``rounding``) replaces rounding to nearest; it is learned from the layer's calibration
+    inputs (``reconstruction``) and fine-tuning keeps it: ``floor(w / s) + mask``.
     """
 
-    def __init__(self, weight: torch.Tensor, config: QuantConfig) -> None:
+    def __init__(self, weight: torch.Tensor, config: QuantConfig, seed: int = 0) -> None:
         super().__init__()
         self.per_channel = config.weight_granularity == "per_channel"
         self.method = config.weight_clip
         self.percentile = config.percentile
         self.kl_below_bits = config.kl_below_bits
+        self.learned = config.rounding == "learned"
+        self.seed = seed
+        # (float input sample, forward(x, w) without bias): what learned rounding reconstructs
+        self.reconstruction: tuple[torch.Tensor, Forward] | None = None
+        self.metric: torch.Tensor | None = None  # input-patch moments for clip="output"
         rows = weight.shape[0] if self.per_channel else 1
         self.register_buffer("clip", torch.ones(rows, dtype=weight.dtype, device=weight.device))
+        if self.learned:
+            self.register_buffer("rounding", torch.zeros_like(weight, dtype=torch.uint8))
 
     def _clip_view(self, weight: torch.Tensor) -> torch.Tensor:
         return self.clip.reshape((-1,) + (1,) * (weight.dim() - 1))
 
+    def _clip(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        if self.method == "output" and self.metric is not None and grid_max(bits, True) > 0:
+            return output_clip(weight, bits, self.metric, self.per_channel)
+        # before calibration the output criterion has no inputs; weight MSE is its stand-in
+        method = "mse" if self.method == "output" else self.method
+        return weight_clip(weight, bits, method, self.per_channel, self.percentile,
+                           self.kl_below_bits)
+
     def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
-        clip = weight_clip(weight, bits, self.method, self.per_channel, self.percentile,
-                           self.kl_below_bits).to(self.clip.dtype)
+        clip = self._clip(weight, bits).to(self.clip.dtype)
         view = clip.reshape((-1,) + (1,) * (weight.dim() - 1))
-        return _Entry((clip,), fake_quant(weight.detach(), view, bits, True))
+        if not self.learned:
+            return _Entry((clip,), fake_quant(weight.detach(), view, bits, True))
+        n = grid_max(bits, True)
+        if n == 0:  # the binary grid {-c, +c} has nothing to round
+            mask = torch.zeros_like(weight, dtype=torch.uint8)
+            return _Entry((clip, mask), fake_quant(weight.detach(), view, bits, True))
+        scale = view / n
+        if self.reconstruction is None:
+            mask = nearest_mask(weight.detach(), scale)
+        else:
+            inputs, forward = self.reconstruction
+            generator = torch.Generator().manual_seed((self.seed * 16 + bits) % (1 << 62))
+            mask = learn_mask(weight, scale, bits, inputs, forward, generator)
+        return _Entry((clip, mask), apply_mask(weight.detach(), scale, mask, bits))
 
     def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
         self.clip.copy_(state[0])
+        if self.learned:
+            self.rounding.copy_(state[1])
 
     def _stamped(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (weight, self.clip)
+        return (weight, self.clip, self.rounding) if self.learned else (weight, self.clip)
 
     def _needs_grad(self, weight: torch.Tensor) -> bool:
         return weight.requires_grad
 
     def _quantize_live(self, weight: torch.Tensor, bits: int) -> torch.Tensor:
-        return fake_quant_ste(weight, self._clip_view(weight), bits, True)
+        clip = self._clip_view(weight)
+        n = grid_max(bits, True)
+        if not self.learned or n == 0:
+            return fake_quant_ste(weight, clip, bits, True)
+        clamped = torch.clamp(weight, -clip, clip)
+        rounded = apply_mask(weight.detach(), clip / n, self.rounding, bits)
+        return clamped + (rounded - clamped.detach())
 
     def extra_repr(self) -> str:
         scope = "per_channel" if self.per_channel else "per_tensor"
-        return f"bits={self.bits}, {scope}, clip={self.method}"
+        rounding = ", learned rounding" if self.learned else ""
+        return f"bits={self.bits}, {scope}, clip={self.method}{rounding}"
 
 
 class KMeansWeightQuantizer(WeightQuantizer):
@@ -234,4 +285,4 @@ def make_weight_quantizer(weight: torch.Tensor, config: QuantConfig,
     """The weight quantizer ``config.weight_method`` asks for."""
     if config.weight_method == "kmeans":
         return KMeansWeightQuantizer(weight, config, seed)
-    return LinearWeightQuantizer(weight, config)
+    return LinearWeightQuantizer(weight, config, seed)

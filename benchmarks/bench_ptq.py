@@ -1,0 +1,128 @@
+"""Post-training quantization with haq's defaults: test top-1 without any fine-tune.
+
+For each zoo model: float top-1, then uniform W8A8 / W4A8 / W3A8 with the default
+``QuantConfig`` (batch norm folded, output-error weight clips, bias correction, nearest
+rounding), the same with ``rounding="learned"`` (three seeds on the headline model), the
+previous defaults (no folding, no bias correction, weight-MSE clips) for comparison, and on the
+headline model the steps between the two (folding, then bias correction).
+Calibration is what ``haq apply`` uses: the first 8 batches of 128 of the seeded (seed 0)
+shuffled training loader. ``seconds`` (wall) and ``cpu_seconds`` (this process's CPU time, which
+a busy shared machine inflates less) are calibration + quantization (``apply_policy_``), not the
+evaluation; ``load`` is the 1-minute load average when the configuration finished.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_ptq.py [--models NAME ...] [--only KEY]
+
+Results: benchmarks/results/bench_ptq.jsonl (one line per configuration; resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from typing import Any
+
+import torch
+
+from haq import data as hdata
+from haq.finetune import evaluate
+from haq.models import create, example_input, info
+from haq.policy import Policy
+from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
+from haq.specs import extract_specs
+
+try:
+    from _harness import Results
+except ImportError:  # run from the repository root
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from _harness import Results
+
+MODELS = ("mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist")
+HEADLINE = "mobilenetv1-fmnist"
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "learned": {"rounding": "learned"},
+    "previous": {"fold_bn": False, "bias_correction": False, "weight_clip": "mse"},
+    # the steps from "previous" to "default", on the headline model
+    "fold": {"bias_correction": False, "weight_clip": "mse"},
+    "fold+bias": {"weight_clip": "mse"},
+}
+
+
+def _runs(model: str) -> list[tuple[str, int, int]]:
+    """(config, weight bits, seed) to measure for ``model``."""
+    runs = [("default", bits, 0) for bits in (8, 4, 3)]
+    seeds = (0, 1, 2) if model == HEADLINE else (0,)
+    runs += [("learned", bits, seed) for bits in (4, 3) for seed in seeds]
+    runs += [("previous", bits, 0) for bits in (8, 4, 3)]
+    if model == HEADLINE:
+        runs += [(step, bits, 0) for step in ("fold", "fold+bias") for bits in (4, 3)]
+    return runs
+
+
+def table(results: Results) -> str:
+    """The measured rows as a markdown table (mean and range over seeds where there are several)."""
+    rows = ["| model | config | policy | top-1 % (float) | seeds | CPU s | wall s |",
+            "|---|---|---|---|---|---|---|"]
+    records = list(results)
+    floats = {r["model"]: r["accuracy"] for r in records if r["config"] == "float"}
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        if r["config"] != "float":
+            groups.setdefault((r["model"], r["config"], r["w_bits"]), []).append(r)
+    for (model, config, bits), runs in groups.items():
+        accs = [r["accuracy"] for r in runs]
+        mean = sum(accs) / len(accs)
+        spread = f" ({min(accs):.2f}–{max(accs):.2f})" if len(accs) > 1 else ""
+        cpu = sum(r["cpu_seconds"] for r in runs) / len(runs)
+        wall = sum(r["seconds"] for r in runs) / len(runs)
+        rows.append(f"| {model} | {config} | W{bits}A8 | {mean:.2f}{spread} "
+                    f"({floats.get(model, float('nan')):.2f}) | {len(accs)} | {cpu:.1f} | "
+                    f"{wall:.1f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--only", default=None, help="run only keys containing this text")
+    parser.add_argument("--table", action="store_true", help="print the results as markdown")
+    args = parser.parse_args()
+    results = Results("bench_ptq")
+    if args.table:
+        print(table(results))
+        return
+    for model in args.models:
+        net = create(model, pretrained=True).eval()
+        specs = extract_specs(net, example_input(model))
+        splits = hdata.load(info(model).dataset)
+        loader = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
+        calibration = [x for x, _ in zip(loader, range(DEFAULT_CALIBRATION_BATCHES),
+                                         strict=False)]
+        key = f"{model}/float"
+        if not results.done(key):
+            results.add(key, model=model, config="float", accuracy=evaluate(net, splits.test))
+        for config, bits, seed in _runs(model):
+            key = f"{model}/{config}/W{bits}A8/s{seed}"
+            if results.done(key) or (args.only and args.only not in key):
+                continue
+            quant = QuantConfig(**CONFIGS[config], seed=seed)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            quantized = apply_policy_(copy.deepcopy(net), Policy.uniform(specs, bits, 8),
+                                      calibration, quant)
+            seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
+            accuracy = evaluate(quantized, splits.test)
+            results.add(key, model=model, config=config, w_bits=bits, a_bits=8, seed=seed,
+                        accuracy=accuracy, seconds=seconds, cpu_seconds=cpu_seconds,
+                        load=os.getloadavg()[0], quant_config=quant.to_dict(),
+                        calibration_images=sum(len(x) for x in calibration))
+            print(f"{key}: {accuracy:.2f}% in {seconds:.1f} s ({cpu_seconds:.1f} s CPU)",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

@@ -1,0 +1,75 @@
+"""Short quantization-aware fine-tune with batch norm folded (frozen) or kept (batch statistics).
+
+Uniform W4A8 on a zoo model, calibrated as ``haq apply`` does, then ``haq.finetune.finetune``
+for a few hundred steps (SGD, lr 0.005 cosine, distillation from the float model, augmentation:
+the ``haq finetune`` recipe, shortened). ``folded``: the default ``QuantConfig`` (batch norm
+folded before quantization, so its statistics are frozen in the folded weight and bias).
+``kept``: ``fold_bn=False`` (each BatchNorm stays after its quantized conv and trains with
+batch statistics, updating its running statistics). Test top-1 before and after.
+
+    OMP_NUM_THREADS=1 python benchmarks/study_bn_qat.py [--steps 200] [--seeds 0 1]
+
+Results: benchmarks/results/study_bn_qat.jsonl (one line per configuration; resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+
+import torch
+
+from haq import data as hdata
+from haq.finetune import TrainConfig, evaluate, finetune
+from haq.models import create, example_input, info
+from haq.policy import Policy
+from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
+from haq.specs import extract_specs
+
+try:
+    from _harness import Results
+except ImportError:  # run from the repository root
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from _harness import Results
+
+SCHEMES = {"folded": QuantConfig(), "kept": QuantConfig(fold_bn=False)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mobilenetv1-fmnist")
+    parser.add_argument("--bits", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    results = Results("study_bn_qat")
+    net = create(args.model, pretrained=True).eval()
+    specs = extract_specs(net, example_input(args.model))
+    splits = hdata.load(info(args.model).dataset)
+    loader = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
+    calibration = [x for x, _ in zip(loader, range(DEFAULT_CALIBRATION_BATCHES), strict=False)]
+    for seed in args.seeds:
+        for scheme, quant in SCHEMES.items():
+            key = f"{args.model}/W{args.bits}A8/{scheme}/steps{args.steps}/s{seed}"
+            if results.finished(key):
+                continue
+            model = apply_policy_(copy.deepcopy(net), Policy.uniform(specs, args.bits, 8),
+                                  calibration, quant)
+            before = evaluate(model, splits.test)
+            config = TrainConfig(steps=args.steps, lr=0.005, seed=seed, augment=True,
+                                 distill=1.0)
+            started = time.process_time()
+            finetune(model, splits.train, config, teacher=net)
+            cpu = time.process_time() - started
+            after = evaluate(model, splits.test)
+            results.add(key, model=args.model, scheme=scheme, w_bits=args.bits, a_bits=8,
+                        steps=args.steps, seed=seed, before=before, after=after,
+                        cpu_seconds=cpu)
+            print(f"{key}: {before:.2f}% -> {after:.2f}% ({cpu:.0f} s CPU)", flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
