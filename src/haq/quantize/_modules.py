@@ -172,10 +172,6 @@ class QuantModule(nn.Module):
         """The weight the layer computes with: quantized, or the float weight if w_bits is None."""
         return self.weight_quant(self.weight)
 
-    def effective_bias(self) -> torch.Tensor | None:
-        """The bias the layer computes with (bias correction included)."""
-        return self.bias
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = self.act_quant
         if act.observing:  # calibration: record the float input, compute in float
