@@ -22,7 +22,7 @@ from haq.errors import ExportError
 from haq.export._codes import WeightCodes
 from haq.export._registry import ExportJob, Runner, register_format
 from haq.policy import Policy
-from haq.quantize import QuantConfig, apply_policy_, quantized_layers, strip_
+from haq.quantize import QuantConfig, apply_policy_, fold_batchnorm_, quantized_layers, strip_
 
 PACKED_VERSION = 1
 HEADER_KEY = "haq"
@@ -39,7 +39,7 @@ class Packed:
         tensors, layers = _tensors(job)
         header = {"format": "haq-packed", "version": PACKED_VERSION,
                   "policy": job.policy.to_dict(), "quant_config": job.config.to_dict(),
-                  "layers": layers}
+                  "input_shape": list(job.example_input.shape[1:]), "layers": layers}
         return save(tensors, metadata={HEADER_KEY: json.dumps(header)})
 
     @staticmethod
@@ -134,7 +134,11 @@ def load_packed(path: str | Path, model: nn.Module) -> nn.Module:
     path = Path(path)
     header = read_header(path)
     policy = Policy.from_dict(header["policy"])
-    apply_policy_(model, policy, None, QuantConfig.from_dict(header["quant_config"]))
+    config = QuantConfig.from_dict(header["quant_config"])
+    if config.fold_bn and "input_shape" in header:  # fold as the exported model was folded
+        with torch.no_grad():
+            fold_batchnorm_(model, torch.zeros(1, *header["input_shape"]))
+    apply_policy_(model, policy, None, config)
     tensors = load_file(str(path))
     for name, info in header["layers"].items():
         tensors.update(_decode_weight(name, info, tensors, quantized_layers(model).get(name)))
