@@ -41,7 +41,7 @@ lint: dev
 # Mutation testing, not in CI (about 15 CPU-minutes): the share of single-operator changes to
 # four core modules that their fast tests catch (docs/benchmarks.md, "Mutation testing").
 mutation: dev
-	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/policy/_project.py tests/policy/test_project.py
+	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/cost/_projection.py tests/cost/test_projection.py tests/cost/test_projection_sets.py
 	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/cost/_budget.py tests/cost/test_budget.py
 	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/runs/_journal.py tests/runs/test_journal.py
 	$(BIN)/python scripts/mutate.py --fail-under 90 src/haq/policy/_policy.py tests/policy/test_policy.py
