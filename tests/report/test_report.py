@@ -93,7 +93,7 @@ def test_run_layout_names_every_file_a_search_writes(run_dir) -> None:
         "cost_table.json")
     named = {p.name for p in (layout.meta, layout.journal, layout.checkpoint, layout.best_policy,
                               layout.specs, layout.cost_table, layout.result, layout.rescore,
-                              layout.final_model, layout.report)}
+                              layout.final_model, layout.report, layout.lock)}
     assert {p.name for p in run_dir.iterdir()} <= named
     assert {"meta.json", "journal.jsonl", "best_policy.json", "result.json"} <= {
         p.name for p in run_dir.iterdir()}

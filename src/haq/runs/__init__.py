@@ -8,6 +8,7 @@ from haq.runs._layout import (
     COST_TABLE,
     FINAL_MODEL,
     JOURNAL,
+    LOCK,
     META,
     REPORT,
     RESCORE,
@@ -15,7 +16,7 @@ from haq.runs._layout import (
     SPECS,
     RunLayout,
 )
-from haq.runs._lock import LOCK, run_lock
+from haq.runs._lock import run_lock
 from haq.runs._store import (
     RunStore,
     check_run_dir,

@@ -15,6 +15,7 @@ RESULT = "result.json"  # accuracies, costs, budgets, search time, once the run 
 RESCORE = "rescore.jsonl"  # one line per re-scored candidate policy
 FINAL_MODEL = "final_model.pt"  # state_dict of the fine-tuned best policy
 REPORT = "report"  # folder ``haq report`` writes by default
+LOCK = ".lock"  # held (flock) by the one process that runs the search
 
 
 def _file(name: str) -> property:
@@ -45,3 +46,4 @@ class RunLayout:
     rescore = _file(RESCORE)
     final_model = _file(FINAL_MODEL)
     report = _file(REPORT)
+    lock = _file(LOCK)

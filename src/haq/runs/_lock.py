@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from haq.errors import RunError
+from haq.runs._layout import LOCK
 
-LOCK = ".lock"
 _HELD: dict[str, int] = {}  # real path -> descriptor, for each lock this process holds
 
 

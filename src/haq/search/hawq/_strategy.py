@@ -25,7 +25,14 @@ from torch import nn
 
 from haq.errors import ConfigError, StrategyError
 from haq.policy import FLOAT_INDEX, GRID_SIZE, bits_index
-from haq.quantize import QuantConfig, calibrate_, prepare_, quantized_layers, set_policy_
+from haq.quantize import (
+    QuantConfig,
+    calibrate_,
+    fold_batchnorm_,
+    prepare_,
+    quantized_layers,
+    set_policy_,
+)
 from haq.runs import atomic_write_text
 from haq.search._base import Progress, SearchProblem, SearchResult, register_strategy
 from haq.search.hawq._hessian import CurvatureTraces, gauss_newton_traces
@@ -151,16 +158,21 @@ class HawqStrategy(ScoreIlpStrategy):
             raise StrategyError("hawq needs the float model in the search problem "
                                 "(SearchProblem.model)")
         inputs, _ = curvature_inputs(problem, self.batches)
+        model = problem.model
+        if self.quant_config.fold_bn:  # curvature and perturbation of the weights quantized
+            model = copy.deepcopy(model).eval()
+            with torch.no_grad():
+                fold_batchnorm_(model, inputs[0][:1])
         free = [i for i, s in enumerate(problem.specs) if s.name not in problem.space.pinned]
         n = len(problem.specs)
         weight_trace, act_trace = np.zeros(n), np.zeros(n)
         if free:
             self.traces = gauss_newton_traces(
-                problem.model, [problem.specs[i] for i in free], inputs, probes=self.samples,
+                model, [problem.specs[i] for i in free], inputs, probes=self.samples,
                 max_probes=self.max_samples, rtol=self.rtol, seed=seed)
             weight_trace[free], act_trace[free] = self.traces.weight, self.traces.act
             self._save_diagnostics(self.traces, [problem.specs[i].name for i in free])
-        dw, da = perturbations(problem.model, problem.specs, inputs, problem.space,
+        dw, da = perturbations(model, problem.specs, inputs, problem.space,
                                self.quant_config)
         table = curvature_score(weight_trace, act_trace, dw, da)
         for i, spec in enumerate(problem.specs):
