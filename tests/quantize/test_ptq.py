@@ -10,8 +10,14 @@ from torch import nn
 
 from haq.models import create, example_input
 from haq.policy import LayerBits, Policy
-from haq.quantize import QuantConfig, apply_policy_, quantized_layers, set_policy_, strip_
-from haq.quantize import _rounding
+from haq.quantize import (
+    QuantConfig,
+    _rounding,
+    apply_policy_,
+    quantized_layers,
+    set_policy_,
+    strip_,
+)
 from haq.specs import extract_specs
 
 
