@@ -1,4 +1,4 @@
-"""Batch-norm folding: same function, pairs found from the traced data flow, specs and costs kept."""
+"""Batch-norm folding: same function, pairs from the traced data flow, specs and costs kept."""
 
 from __future__ import annotations
 
