@@ -19,10 +19,8 @@ bitfusion-edge cost model's predicted latency ratio to W8A8.
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -33,17 +31,12 @@ import torch
 
 import haq.cost
 import haq.export
+from _harness import Results, begin, bench_parser
 from haq import data as hdata
 from haq.models import create, example_input
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
 
 ZOO = ("mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist")
 POLICIES = ("w8a8", "mixed", "kmeans")
@@ -175,14 +168,11 @@ def runtime(results: Results, calibration: list, threads: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_export")
     parser.add_argument("--only", choices=("parity", "runtime"))
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--qonnx-images", type=int, default=500)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = Results("bench_export")
+    args, results = begin(parser)
     splits = hdata.load("fashion-mnist")
     train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     calibration = [x for x, _ in zip(train, range(8), strict=False)]

@@ -15,24 +15,18 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 
 import numpy as np
 import torch
 
 import haq
+from _harness import begin, bench_parser
 from haq.cost import Budget
 from haq.data import load, loader
 from haq.models import create
 from haq.policy import BitSpace
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig
-
-try:
-    from _harness import Results
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
 
 CALIBRATION_BATCH = 128  # as haq.search calibrates every policy
 
@@ -77,19 +71,15 @@ def run_one(args: argparse.Namespace, bits: int, strategy: str, seed: int, model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_hawq")
     parser.add_argument("--model", default="mobilenetv1-fmnist")
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3])
     parser.add_argument("--strategies", nargs="+", default=["uniform", "ohq", "hawq"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--hawq-params", default="{}", help="JSON strategy parameters")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--results", default="bench_hawq", help="results file name")
     parser.add_argument("--label", default="", help="appended to each key (e.g. another haq "
                         "checkout on PYTHONPATH) and recorded")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = Results(args.results)
+    args, results = begin(parser)
     model = create(args.model, pretrained=True)
     splits = load("fashion-mnist")
     hawq_params = json.loads(args.hawq_params)

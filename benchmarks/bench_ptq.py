@@ -17,27 +17,18 @@ Results: benchmarks/results/bench_ptq.jsonl (one line per configuration; resumab
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-import sys
 import time
 from typing import Any
 
-import torch
-
+from _harness import Results, begin, bench_parser
 from haq import data as hdata
 from haq.finetune import evaluate
 from haq.models import create, example_input, info
 from haq.policy import Policy
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
 from haq.specs import extract_specs
-
-try:
-    from _harness import Results
-except ImportError:  # run from the repository root
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
 
 MODELS = ("mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist")
 HEADLINE = "mobilenetv1-fmnist"
@@ -85,12 +76,10 @@ def table(results: Results) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_ptq", keyed=True)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--only", default=None, help="run only keys containing this text")
     parser.add_argument("--table", action="store_true", help="print the results as markdown")
-    args = parser.parse_args()
-    results = Results("bench_ptq")
+    args, results = begin(parser)
     if args.table:
         print(table(results))
         return
@@ -124,5 +113,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     main()

@@ -14,13 +14,10 @@ Results: benchmarks/results/study_bn_qat.jsonl (one line per configuration; resu
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 import time
 
-import torch
-
+from _harness import begin, bench_parser
 from haq import data as hdata
 from haq.finetune import TrainConfig, evaluate, finetune
 from haq.models import create, example_input, info
@@ -28,23 +25,16 @@ from haq.policy import Policy
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
 from haq.specs import extract_specs
 
-try:
-    from _harness import Results
-except ImportError:  # run from the repository root
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results
-
 SCHEMES = {"folded": QuantConfig(), "kept": QuantConfig(fold_bn=False)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "study_bn_qat")
     parser.add_argument("--model", default="mobilenetv1-fmnist")
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    args = parser.parse_args()
-    results = Results("study_bn_qat")
+    args, results = begin(parser)
     net = create(args.model, pretrained=True).eval()
     specs = extract_specs(net, example_input(args.model))
     splits = hdata.load(info(args.model).dataset)
@@ -71,5 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     main()
