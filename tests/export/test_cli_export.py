@@ -57,7 +57,7 @@ def test_cli_refuses_an_unknown_format_before_loading(w8a8_policy, tmp_path) -> 
     result = runner.invoke(app, ["export", "resnet20-fmnist", str(w8a8_policy), "--format",
                                  "tflite", "--out", str(tmp_path / "m")])
     assert isinstance(result.exception, ExportError)
-    assert "choose one of onnx, packed, qonnx" in str(result.exception)
+    assert "available: onnx, packed, qonnx" in str(result.exception)
 
 
 def test_user_mistake_is_one_line_and_exit_code_2(tmp_path) -> None:

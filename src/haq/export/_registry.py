@@ -14,6 +14,7 @@ from haq.errors import ExportError
 from haq.export._codes import LayerCodes
 from haq.policy import Policy
 from haq.quantize import QuantConfig
+from haq.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,13 @@ class ExportFormat:
     load: Callable[[Path, nn.Module], Runner]
 
 
-_FORMATS: dict[str, ExportFormat] = {}
 
 
 def register_format(name: str, *, suffix: str, description: str) -> Callable[[Any], Any]:
     """Class decorator: the class provides static ``write(job)`` and ``load(path, model)``."""
 
     def decorate(cls: Any) -> Any:
-        _FORMATS[name] = ExportFormat(name, suffix, description, cls.write, cls.load)
+        FORMATS.add(name, ExportFormat(name, suffix, description, cls.write, cls.load))
         return cls
 
     return decorate
@@ -71,27 +71,24 @@ def _load_builtins() -> None:
     import importlib
 
     for name in ("onnx", "packed", "qonnx"):
-        if name in _FORMATS or name in _MISSING:
-            continue
         try:  # importing the module registers the format
             importlib.import_module(f"haq.export._{name}")
         except ImportError as err:  # the haq[export] extra is not installed
             _MISSING[name] = err.name or str(err)
 
 
+FORMATS: Registry[ExportFormat] = Registry("export format", ExportError, _load_builtins)
+
+
 def available_formats() -> list[str]:
     """Names of the registered formats."""
-    _load_builtins()
-    return sorted(_FORMATS)
+    return FORMATS.names()
 
 
 def get_format(name: str) -> ExportFormat:
     """The format called ``name``; unknown names are refused with the list of known ones."""
-    _load_builtins()
+    FORMATS.names()  # loads the built-in formats, noting which lack their package
     if name in _MISSING:
         raise ExportError(f"format {name!r} needs the package {_MISSING[name]!r}; install the "
                           "export extra: pip install 'haq[export]'")
-    if name not in _FORMATS:
-        raise ExportError(f"unknown export format {name!r}; choose one of "
-                          f"{', '.join(sorted(_FORMATS))}")
-    return _FORMATS[name]
+    return FORMATS.get(name)
