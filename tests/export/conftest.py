@@ -12,6 +12,7 @@ from haq.models import create, example_input
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
 from haq.specs import extract_specs
+from haq.testing import single_thread
 
 PARITY_IMAGES = 200  # the full-split check (>= 99.9 %) is benchmarks/bench_export.py
 CALIBRATION_BATCHES = 2
@@ -19,10 +20,9 @@ CALIBRATION_BATCHES = 2
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    # many small kernels: one thread is fastest and does not oversubscribe a shared CI box
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from haq.testing import single_thread
+
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    # These tests run many small kernels; on a shared 2-core box every multi-threaded kernel
-    # can wait a scheduler tick for its second thread. One thread keeps them fast and stable.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    # many small kernels: one thread is fastest and does not oversubscribe a shared CI box
+    with single_thread():
+        yield
 
 
 class TinyNet(nn.Module):
