@@ -60,6 +60,7 @@ def run_one(args: argparse.Namespace, bits: int, strategy: str, seed: int, model
               "strategy": strategy, "seed": seed, "params": params,
               "test_accuracy": test_accuracy(model, splits, result.best, seed),
               "heldout_accuracy": result.best_accuracy, "search_seconds": seconds,
+              "score_seconds": result.extra.get("score_seconds"),
               "costs": result.costs, "limit": budget.limit, "policy": result.best.summary(),
               "mean_w_bits": mean_weight_bits(result, specs),
               "warnings": result.extra.get("warnings", [])}

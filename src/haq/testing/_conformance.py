@@ -55,7 +55,7 @@ QUALITY_PARAMS: dict[str, dict[str, Any]] = {
 
 def quality_problem() -> SearchProblem:
     """The default tiny problem, scored on 1024 held-out samples (accuracy steps of 0.1 pt)."""
-    return tiny_problem(heldout=1024)
+    return tiny_problem(heldout_size=1024)
 
 
 def uniform_reference(problem: SearchProblem) -> Policy | None:

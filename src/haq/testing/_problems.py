@@ -70,7 +70,7 @@ def accuracy(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 def tiny_problem(seed: int = 0, *, bops: float = 0.35, size: float | None = 0.6,
                  space: BitSpace | None = None, evaluate: bool = True,
-                 heldout: int = 128) -> SearchProblem:
+                 heldout_size: int = 128) -> SearchProblem:
     """A SearchProblem on a trained four-layer CNN with BOPs (and size) budgets.
 
     Args:
@@ -79,11 +79,11 @@ def tiny_problem(seed: int = 0, *, bops: float = 0.35, size: float | None = 0.6,
         size: model-size budget as a fraction of W8A8 (``None`` = no size budget).
         space: allowed bits; default 2-8 for both operands.
         evaluate: attach the real evaluator (quantize + calibrate + held-out accuracy).
-        heldout: held-out samples the evaluator scores (more = finer accuracy steps; the
+        heldout_size: held-out samples the evaluator scores (more = finer accuracy steps; the
             draw of the whole data set depends on it, so the trained model does too).
     """
     splits = synthetic(num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE, noise=1.5, seed=seed,
-                       sizes=(512, heldout, 128))
+                       sizes=(512, heldout_size, 128))
     tx, ty = splits.train.tensors
     hx, hy = splits.heldout.tensors
     train = _batches(tx, ty, 64)

@@ -73,6 +73,13 @@ def _rademacher(shape: tuple[int, ...], generator: torch.Generator) -> torch.Ten
     return torch.randint(0, 2, shape, generator=generator).float() * 2.0 - 1.0
 
 
+def _weight(module: nn.Module) -> torch.Tensor:
+    weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise ConfigError(f"layer {type(module).__name__} has no weight tensor")
+    return weight
+
+
 def _probe_batch(net: nn.Module, modules: Sequence[nn.Module], x: torch.Tensor, probes: int,
                  generator: torch.Generator) -> np.ndarray:
     """``[probes, 2, L]`` per-element draws ``||g||^2 / (N numel)`` for weights and inputs."""
@@ -90,7 +97,7 @@ def _probe_batch(net: nn.Module, modules: Sequence[nn.Module], x: torch.Tensor, 
     if logits.dim() != 2:
         raise ConfigError(f"curvature traces need [batch, classes] logits, the model returned "
                           f"shape {tuple(logits.shape)}")
-    targets = [*(m.weight for m in modules), *inputs]
+    targets = [*(_weight(m) for m in modules), *inputs]
     sizes = torch.tensor([float(t.numel()) for t in targets], dtype=torch.float64)
     probs = F.softmax(logits.detach().double(), dim=1)
     n = logits.shape[0]
@@ -150,7 +157,7 @@ def gauss_newton_traces(model: nn.Module, specs: Sequence[LayerSpec],
         p.requires_grad_(False)
     modules = [net.get_submodule(s.name) for s in specs]
     for m in modules:
-        m.weight.requires_grad_(True)
+        _weight(m).requires_grad_(True)
     generator = torch.Generator().manual_seed(int(seed))
     rounds: list[np.ndarray] = []
     done, step = 0, probes
