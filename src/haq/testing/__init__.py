@@ -10,7 +10,8 @@ from haq.testing._conformance import (
     uniform_reference,
 )
 from haq.testing._oracles import brute_force_choice, random_score_and_costs
-from haq.testing._problems import single_thread, tiny_model, tiny_problem
+from haq.testing._problems import tiny_model, tiny_problem
+from haq.threads import single_thread
 
 __all__ = [
     "FAST_PARAMS", "QUALITY_PARAMS", "ConformanceError", "brute_force_choice", "check_strategy",

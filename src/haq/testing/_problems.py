@@ -9,8 +9,7 @@ function of ``seed``, so two calls build identical problems.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -123,13 +122,3 @@ def _evaluator(model: nn.Module, calibration: list[torch.Tensor],
     return evaluate
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread meanwhile (tiny models run fastest that way, and a
-    shared CI machine is not oversubscribed); the previous setting is restored."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

@@ -9,8 +9,6 @@ caller's business (``HaqStrategy``); this module is only the agent math.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -19,22 +17,6 @@ from torch import nn
 
 from haq.search.rl._config import HaqConfig
 from haq.search.rl._replay import Batch
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the agent's small matrices on one thread, then restore the caller's thread count.
-
-    Hand-offs between intra-op threads cost more than they save at this size (measured 5 ms vs
-    95 ms per update on a loaded 2-core machine), and one thread makes the agent's float
-    results independent of the process's thread setting, which resume-equality relies on.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:

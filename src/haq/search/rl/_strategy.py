@@ -29,9 +29,10 @@ from haq.errors import StrategyError
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy, register_strategy
 from haq.search._episodic import EpisodeLoop, Proposal
 from haq.search.rl._config import HaqConfig
-from haq.search.rl._ddpg import DDPG, single_thread
+from haq.search.rl._ddpg import DDPG
 from haq.search.rl._env import BitEnv
 from haq.search.rl._replay import ReplayBuffer
+from haq.threads import single_thread
 
 
 class HaqAgent:
