@@ -77,6 +77,28 @@ def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     return model, type(model).__name__
 
 
+def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
+                   ) -> tuple[nn.Module, str, DataSplits]:
+    """(float model, display name, splits). A zoo name with ``data="synthetic"`` gets synthetic
+    data of its input shape labelled by its own predictions (random weights if it has none);
+    a zoo model without weights on any other data is refused."""
+    if isinstance(model, str) and isinstance(data, str) and data.lower() == "synthetic":
+        from haq.search._synthetic import zoo_on_synthetic
+
+        net, splits = zoo_on_synthetic(model, seed)
+        return net, model, splits
+    if isinstance(model, str):
+        from haq.models import info
+
+        if not info(model).has_weights:
+            raise ConfigError(
+                f"{model} ships no trained weights, so only its agreement with its own float "
+                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
+                "synthetic), or pass your trained nn.Module")
+    net, name = resolve_model(model)
+    return net, name, resolve_data(data)
+
+
 def resolve_data(data: DataSplits | str) -> DataSplits:
     """``DataSplits`` from itself or a dataset name."""
     if isinstance(data, str):
@@ -133,14 +155,16 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
                   budgets: Sequence[Budget] | Mapping[str, str], *,
                   specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
                   quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
-                  seed: int = 0, preset: str = "default", pin_ends: bool | None = None
-                  ) -> SearchProblem:
+                  seed: int = 0, preset: str = "default", pin_ends: bool | None = None,
+                  model_name: str | None = None) -> SearchProblem:
     """The search problem: everything a strategy may use, built once from the user's inputs.
 
     Args:
         model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
         data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
-            and fine-tuned on ``train``; ``test`` is never put into the problem.
+            and fine-tuned on ``train``; ``test`` is never put into the problem. A zoo name
+            with ``"synthetic"`` gets images of its input shape labelled by its own float
+            predictions (``zoo_on_synthetic``; random weights if it ships none).
         cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
         budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
         specs: the layers; traced from one training sample if omitted.
@@ -152,6 +176,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
         preset: ``"default"`` or ``"paper"``: the quantizer and whether the first and last
             layers are pinned at 8 bits.
         pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
+        model_name: name recorded in the provenance (default: the zoo name or class name).
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
@@ -160,8 +185,8 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
-    net, model_name = resolve_model(model)
-    splits = resolve_data(data)
+    net, name, splits = resolve_inputs(model, data, seed)
+    model_name = model_name or name
     specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
     budget_list = resolve_budgets(budgets)
     table = resolve_table(cost_model, specs, budget_list)

@@ -26,7 +26,7 @@ from haq.runs import RunLayout, atomic_write, refuse_overwrite
 from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
-from haq.search._problem import EvalConfig, build_problem, resolve_data
+from haq.search._problem import EvalConfig, build_problem, resolve_inputs
 from haq.search._rescore import RescoreConfig
 from haq.search._rescore import rescore as rescore_result
 from haq.specs import LayerSpec
@@ -126,10 +126,10 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     """
     legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
-    splits = resolve_data(data)
-    problem = build_problem(model, splits, cost_model, budgets, specs=specs, space=space,
+    net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
+    problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
-                            preset=preset, pin_ends=pin_ends)
+                            preset=preset, pin_ends=pin_ends, model_name=name)
     if strategy == "haq":
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
