@@ -9,6 +9,7 @@ and ``compare`` both call ``build_problem``, so the same inputs give the same pr
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ from haq.search._evaluator import EpisodeEvaluator
 from haq.specs import LayerSpec, extract_specs
 
 CALIBRATION_BATCH = 128
+# Held-out scoring batches hold at most this many input elements (500 images at 28x28, 27 at
+# 224x224x3): an ImageNet-shaped batch of 500 would need gigabytes of activations.
+EVAL_BATCH_ELEMENTS = 1 << 22
+MAX_EVAL_BATCH = 500
 PRESETS = ("default", "paper")
 _GENERIC_METRICS = ("size", "bops")  # priced from the specs alone, on any hardware
 
@@ -56,6 +61,11 @@ class EvalConfig:
                               f"recovery), got {self.finetune_steps!r}")
 
 
+def eval_batch_size(input_shape: Sequence[int]) -> int:
+    """Images per held-out scoring batch for inputs of ``input_shape`` (see EVAL_BATCH_ELEMENTS)."""
+    return max(1, min(MAX_EVAL_BATCH, EVAL_BATCH_ELEMENTS // max(1, math.prod(input_shape))))
+
+
 def table_hash(table: CostTable) -> str:
     """Content hash of a cost table (values and units), recorded with every run."""
     digest = hashlib.sha256()
@@ -69,8 +79,13 @@ def table_hash(table: CostTable) -> str:
 def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     """(float model, display name) from a module or a zoo name (loaded with its weights)."""
     if isinstance(model, str):
-        from haq.models import create
+        from haq.models import create, info
 
+        if not info(model).has_weights:
+            raise ConfigError(
+                f"{model} ships no trained weights, so only its agreement with its own float "
+                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
+                "synthetic), or pass your trained nn.Module")
         return create(model, pretrained=True), model
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
@@ -78,25 +93,16 @@ def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
 
 
 def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
-                   ) -> tuple[nn.Module, str, DataSplits]:
-    """(float model, display name, splits). A zoo name with ``data="synthetic"`` gets synthetic
-    data of its input shape labelled by its own predictions (random weights if it has none);
-    a zoo model without weights on any other data is refused."""
+                   ) -> tuple[nn.Module | str, str | None, DataSplits]:
+    """(model, its name if known, splits). A zoo name with ``data="synthetic"`` becomes the
+    built model plus synthetic data of its input shape labelled by its own predictions (random
+    weights if it ships none); anything else is passed on for ``resolve_model``."""
     if isinstance(model, str) and isinstance(data, str) and data.lower() == "synthetic":
         from haq.search._synthetic import zoo_on_synthetic
 
         net, splits = zoo_on_synthetic(model, seed)
         return net, model, splits
-    if isinstance(model, str):
-        from haq.models import info
-
-        if not info(model).has_weights:
-            raise ConfigError(
-                f"{model} ships no trained weights, so only its agreement with its own float "
-                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
-                "synthetic), or pass your trained nn.Module")
-    net, name = resolve_model(model)
-    return net, name, resolve_data(data)
+    return model, None, resolve_data(data)
 
 
 def resolve_data(data: DataSplits | str) -> DataSplits:
@@ -185,8 +191,9 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
-    net, name, splits = resolve_inputs(model, data, seed)
-    model_name = model_name or name
+    given, name, splits = resolve_inputs(model, data, seed)
+    net, resolved_name = resolve_model(given)
+    model_name = model_name or name or resolved_name
     specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
     budget_list = resolve_budgets(budgets)
     table = resolve_table(cost_model, specs, budget_list)
@@ -198,10 +205,12 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     heldout = Subset(splits.heldout, range(samples))
     calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
         :DEFAULT_CALIBRATION_BATCHES]
+    batch = eval_batch_size(splits.input_shape)
     evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
                                  quant_config=quant_config, train_data=splits.train,
-                                 finetune_steps=evaluation.finetune_steps, seed=seed)
-    float_accuracy = evaluate(net, heldout)
+                                 finetune_steps=evaluation.finetune_steps, seed=seed,
+                                 batch_size=batch)
+    float_accuracy = evaluate(net, heldout, batch_size=batch)
     provenance = {
         "model": model_name, "dataset": splits.name, "cost_model": table.source,
         "table_hash": table_hash(table), "units": dict(table.units),

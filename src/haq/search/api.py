@@ -26,7 +26,7 @@ from haq.runs import RunLayout, atomic_write, refuse_overwrite
 from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
-from haq.search._problem import EvalConfig, build_problem, resolve_inputs
+from haq.search._problem import EvalConfig, build_problem, eval_batch_size, resolve_inputs
 from haq.search._rescore import RescoreConfig
 from haq.search._rescore import rescore as rescore_result
 from haq.specs import LayerSpec
@@ -158,9 +158,10 @@ def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: Final
     """Test top-1 of the chosen policy (fine-tuned if ``final`` says so) and of the float
     model; the only use of the test split. A fine-tuned model is saved into the run."""
     quantized, history = final_model(problem, policy, final, seed=seed)
-    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test)}
+    batch = eval_batch_size(test[0][0].shape)
+    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test, batch_size=batch)}
     if problem.model is not None:
-        out["float_test_accuracy"] = evaluate(problem.model, test)
+        out["float_test_accuracy"] = evaluate(problem.model, test, batch_size=batch)
     if final.trains:
         out["final_finetune"] = {**final.to_dict(), "loss": history.get("loss")}
         if path is not None:
