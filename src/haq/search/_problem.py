@@ -79,13 +79,8 @@ def table_hash(table: CostTable) -> str:
 def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     """(float model, display name) from a module or a zoo name (loaded with its weights)."""
     if isinstance(model, str):
-        from haq.models import create, info
+        from haq.models import create
 
-        if not info(model).has_weights:
-            raise ConfigError(
-                f"{model} ships no trained weights, so only its agreement with its own float "
-                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
-                "synthetic), or pass your trained nn.Module")
         return create(model, pretrained=True), model
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
@@ -102,6 +97,14 @@ def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
 
         net, splits = zoo_on_synthetic(model, seed)
         return net, model, splits
+    if isinstance(model, str):
+        from haq.models import info
+
+        if not info(model).has_weights:  # refused before any data is loaded
+            raise ConfigError(
+                f"{model} ships no trained weights, so only its agreement with its own float "
+                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
+                "synthetic), or pass your trained nn.Module")
     return model, None, resolve_data(data)
 
 
