@@ -74,6 +74,8 @@ def test_teacher_is_a_frozen_copy() -> None:
     before = data.heldout.labels()
     with torch.no_grad():
         net.fc.weight.neg_()  # later changes to the caller's model change nothing
+    assert data.train.teacher is data.heldout.teacher is data.test.teacher  # one copy
+    assert data.test.teacher is not net
     fresh = hdata.synthetic_like(CountingNet(), (3, 8, 8), 5, (4, 4, 4))
     assert torch.equal(data.test.labels(), fresh.test.labels())
     assert torch.equal(before, fresh.heldout.labels())

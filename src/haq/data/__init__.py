@@ -31,11 +31,11 @@ from haq.data._sources import (
     read_fashion_mnist,
     synthetic_arrays,
 )
-from haq.data._teacher import TeacherLabelled
+from haq.data._teacher import TeacherLabelled, frozen_copy, synthetic_image
 from haq.errors import ConfigError
 
 __all__ = ["DataSplits", "TeacherLabelled", "TensorDataset", "available", "download", "load",
-           "loader", "synthetic", "synthetic_like"]
+           "loader", "synthetic", "synthetic_image", "synthetic_like"]
 
 _ALIASES = {"fashion-mnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "fashionmnist": "fashion-mnist", "digits": "digits", "synthetic": "synthetic"}
@@ -151,7 +151,8 @@ def synthetic_like(model: torch.nn.Module, input_shape: tuple[int, int, int], nu
     splits is agreement with the float model (100% for the model itself).
 
     Args:
-        model: the float model (a frozen copy labels the data).
+        model: the float model; a frozen copy labels the data, so changing ``model`` later
+            changes no label.
         input_shape: (C, H, W) of one image.
         num_classes: the model's outputs.
         sizes: images in train (calibration and fine-tuning), heldout and test.
@@ -162,7 +163,8 @@ def synthetic_like(model: torch.nn.Module, input_shape: tuple[int, int, int], nu
         raise ConfigError(
             f"synthetic_like needs input_shape (C, H, W) >= 1, num_classes >= 1 and sizes >= "
             f"1; got input_shape={input_shape}, num_classes={num_classes}, sizes={sizes}")
-    parts = [TeacherLabelled(model, input_shape, size, seed, split)
+    teacher = frozen_copy(model)  # one copy for the three splits
+    parts = [TeacherLabelled(teacher, input_shape, size, seed, split)
              for size, split in zip(sizes, ("train", "heldout", "test"), strict=True)]
     return DataSplits(name=name, train=parts[0], heldout=parts[1],  # type: ignore[arg-type]
                       test=parts[2], num_classes=num_classes,  # type: ignore[arg-type]

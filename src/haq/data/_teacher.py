@@ -46,12 +46,20 @@ def synthetic_image(shape: tuple[int, int, int], seed: int, split: str, index: i
     return (image / total)[0]
 
 
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode without gradients: a teacher later training leaves be."""
+    frozen = copy.deepcopy(model).eval()
+    for param in frozen.parameters():
+        param.requires_grad_(False)
+    return frozen
+
+
 class TeacherLabelled(Dataset):
     """``size`` synthetic images of ``shape``; label = the teacher's top-1 class, made lazily.
 
     Args:
-        teacher: the float model; a frozen copy is kept, so training the original later does
-            not change labels not yet computed.
+        teacher: the float model, used as is: it must not change while labels are still to be
+            made (``frozen_copy`` makes one copy that several splits can share).
         shape: (C, H, W) of one image.
         size: number of images.
         seed: with ``split``, decides every image.
@@ -61,9 +69,7 @@ class TeacherLabelled(Dataset):
 
     def __init__(self, teacher: nn.Module, shape: tuple[int, int, int], size: int, seed: int,
                  split: str, chunk: int = 32) -> None:
-        self.teacher = copy.deepcopy(teacher).eval()
-        for param in self.teacher.parameters():
-            param.requires_grad_(False)
+        self.teacher = teacher
         self.shape, self.size, self.seed, self.split = shape, size, seed, split
         self.chunk = chunk
         self._labels = torch.full((size,), -1, dtype=torch.int64)
@@ -93,4 +99,5 @@ class TeacherLabelled(Dataset):
     def _label_chunk(self, chunk: int) -> None:
         indices = range(chunk * self.chunk, min((chunk + 1) * self.chunk, self.size))
         images = torch.stack([self.image(i) for i in indices])
+        self.teacher.eval()
         self._labels[indices.start:indices.stop] = self.teacher(images).argmax(dim=1)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from haq.data import DataSplits, synthetic_like
-from haq.data import TeacherLabelled as _Images
+from haq.data import DataSplits, synthetic_image, synthetic_like
 from haq.errors import ConfigError
 from haq.search._evaluator import reestimate_batchnorm_
 
@@ -42,15 +41,14 @@ def zoo_on_synthetic(name: str, seed: int = 0, sizes: tuple[int, int, int] | Non
     """
     from haq.models import create, info
 
-    about = info(name)
-    net = create(name, pretrained=about.has_weights, seed=seed)
     sizes = sizes or SIZES
     fit_images = FIT_IMAGES if fit_images is None else fit_images
     if fit_images < 1:
         raise ConfigError(f"fit_images must be >= 1, got {fit_images}")
+    about = info(name)
+    net = create(name, pretrained=about.has_weights, seed=seed)
     if not about.has_weights:
-        images = _Images(net, about.input_shape, fit_images, seed, "fit")
-        batches = [torch.stack([images.image(i)
+        batches = [torch.stack([synthetic_image(about.input_shape, seed, "fit", i)
                                 for i in range(start, min(start + FIT_BATCH, fit_images))])
                    for start in range(0, fit_images, FIT_BATCH)]
         fit_to_images_(net, batches)
