@@ -72,3 +72,30 @@ def test_train_refuses_cost_only_models() -> None:
 
     result = runner.invoke(app, ["train", "resnet50-imagenet"])
     assert isinstance(result.exception, ConfigError) and "cost-only" in str(result.exception)
+
+
+def test_specs_of_the_vit_show_tokens_and_token_macs() -> None:
+    result = runner.invoke(app, ["specs", "vit-tiny-imagenet"])
+    assert result.exit_code == 0, result.output
+    assert "50 quantizable layers" in result.output
+    assert "196 tokens" in result.output and "197 tokens" in result.output
+    assert f"{196 * 768 * 192:,}" in result.output  # the patch embedding's MACs
+    assert "1,074,851,328 MACs per image" in result.output
+
+
+def test_cost_table_of_the_vit_on_bitfusion(tmp_path, monkeypatch) -> None:
+    from haq.cost import get
+    from haq.models import example_input
+    from haq.policy import Policy
+    from haq.specs import extract_specs
+
+    monkeypatch.setenv("HAQ_CACHE_DIR", str(tmp_path))
+    out = tmp_path / "vit.json"
+    result = runner.invoke(app, ["cost", "table", "vit-tiny-imagenet", "--hardware",
+                                 "bitfusion-edge", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    specs = extract_specs(create("vit-tiny-imagenet"), example_input("vit-tiny-imagenet"))
+    table = get("bitfusion-edge").table(specs)  # from the cache the command filled
+    latency = table.evaluate(Policy.uniform(specs, 8, 8))["latency"]
+    assert latency > 0 and f"{latency:.4g}" in result.output
+    assert out.is_file() and "1.000" in result.output

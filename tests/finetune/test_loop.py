@@ -234,7 +234,7 @@ def test_search_checks_its_final_finetune_settings_before_any_work(monkeypatch) 
         raise AssertionError("the search started before its settings were checked")
 
     monkeypatch.setattr(api, "build_problem", no_work)
-    monkeypatch.setattr(api, "resolve_data", no_work)
+    monkeypatch.setattr(api, "resolve_inputs", no_work)
     for settings, message in [(lambda: {"final": FinalConfig(1, distill=2.0)}, "distill"),
                               (lambda: {"final": FinalConfig(1, steps=0)}, "steps"),
                               (lambda: {"final": FinalConfig(-1)}, "epochs"),

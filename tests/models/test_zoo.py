@@ -16,7 +16,7 @@ from haq.specs import QUANTIZABLE, LayerSpec, extract_specs
 
 FMNIST = ["mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist"]
 IMAGENET = ["mobilenetv1-imagenet", "mobilenetv2-imagenet", "resnet18-imagenet",
-            "resnet50-imagenet"]
+            "resnet50-imagenet", "vit-tiny-imagenet"]
 # (quantizable layers, params, MACs per image) of the standard networks at 224x224; params of
 # MobileNet-V2 / ResNets equal torchvision's, MACs match the papers (569M, 300M, 1.8G, 4.1G).
 STANDARD = {
@@ -24,6 +24,8 @@ STANDARD = {
     "mobilenetv2-imagenet": (53, 3_504_872, 300_774_272),
     "resnet18-imagenet": (21, 11_689_512, 1_814_073_344),
     "resnet50-imagenet": (54, 25_557_032, 4_089_184_256),
+    # ViT-Ti/16 (DeiT-Ti's 5.72M params); MACs of its 50 Linear layers only (hand count below)
+    "vit-tiny-imagenet": (50, 5_717_416, 1_074_851_328),
 }
 
 
@@ -87,6 +89,43 @@ def test_imagenet_models_match_standard_counts(name: str) -> None:
     assert len(specs) == layers
     assert sum(p.numel() for p in model.parameters()) == params
     assert sum(s.macs for s in specs) == macs
+
+
+def test_vit_tiny_is_linear_only_and_macs_count_tokens() -> None:
+    specs = _traced("vit-tiny-imagenet")[1]
+    assert all(s.kind == "linear" for s in specs)
+    dim, tokens, patches = 192, 197, 196
+    embed, head = specs[0], specs[-1]
+    assert (embed.name, embed.in_channels, embed.out_channels, embed.tokens) == (
+        "embed", 3 * 16 * 16, dim, patches)
+    assert embed.macs == patches * 768 * dim
+    assert (head.name, head.tokens, head.macs) == ("head", 1, dim * 1000)
+    block = [(s.name, s.in_channels, s.out_channels, s.tokens) for s in specs[1:5]]
+    assert block == [("blocks.0.attn.qkv", dim, 3 * dim, tokens),
+                     ("blocks.0.attn.proj", dim, dim, tokens),
+                     ("blocks.0.mlp.fc1", dim, 4 * dim, tokens),
+                     ("blocks.0.mlp.fc2", 4 * dim, dim, tokens)]
+    per_block = tokens * dim * (3 * dim + dim + 4 * dim + 4 * dim)
+    assert sum(s.macs for s in specs) == patches * 768 * dim + 12 * per_block + dim * 1000
+    assert specs[1].in_elements == tokens * dim  # activation bits apply to every token
+
+
+def test_vit_patches_are_row_major_flattened_patches() -> None:
+    model = zoo.create("vit-tiny-imagenet")
+    x = torch.arange(2 * 3 * 224 * 224, dtype=torch.float32).reshape(2, 3, 224, 224)
+    patches = model.patches(x)
+    assert patches.shape == (2, 196, 768)
+    # patch 15 = row 1, column 1: pixels [16:32, 16:32] of every channel, channel-major
+    assert torch.equal(patches[1, 15], x[1, :, 16:32, 16:32].reshape(-1))
+
+
+def test_vit_embeddings_are_seeded() -> None:
+    a, b = zoo.create("vit-tiny-imagenet", seed=3), zoo.create("vit-tiny-imagenet", seed=3)
+    c = zoo.create("vit-tiny-imagenet", seed=4)
+    assert torch.equal(a.pos_embed, b.pos_embed) and torch.equal(a.cls_token, b.cls_token)
+    assert not torch.equal(a.pos_embed, c.pos_embed)
+    assert 0.015 < float(a.pos_embed.detach().std()) < 0.025  # ViT's 0.02
+    assert 0.015 < float(a.blocks[0].mlp.fc1.weight.detach().std()) < 0.025
 
 
 @pytest.mark.parametrize("name,layers,spatial", [

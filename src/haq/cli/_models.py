@@ -62,11 +62,16 @@ def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models
     for s in layers:
         table.add_row(str(s.index), s.name, s.kind, str(s.in_channels), str(s.out_channels),
                       f"{s.kernel[0]}x{s.kernel[1]}", str(s.stride[0]),
-                      f"{s.in_size[0]}x{s.in_size[1]}", f"{s.out_size[0]}x{s.out_size[1]}",
+                      _size(s, s.in_size), _size(s, s.out_size),
                       f"{s.params:,}", f"{s.macs:,}")
     console.print(table)
     console.print(f"total: {sum(s.params for s in layers):,} params, "
                   f"{sum(s.macs for s in layers):,} MACs per image")
+
+
+def _size(spec: Any, size: tuple[int, int]) -> str:
+    """A feature map as HxW; a Linear applied to several tokens as "N tokens"."""
+    return f"{spec.tokens} tokens" if spec.tokens > 1 else f"{size[0]}x{size[1]}"
 
 
 def _progress_bar() -> Progress:

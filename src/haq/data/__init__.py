@@ -5,6 +5,8 @@ splits the 60k training images into 55k ``train`` and 5k ``heldout`` by a shippe
 whose data checksum is verified; the official 10k test set is ``test`` and is meant for final
 reports only. ``load("digits")`` is scikit-learn's 8x8 digits with a shipped 3-way split, and
 ``load("synthetic")`` (or ``synthetic(...)``) makes a tiny learnable problem for tests.
+``synthetic_like(model, input_shape, num_classes)`` makes images of a model's input shape on
+demand, labelled by the model's own float predictions (for models without trained weights).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from haq.data._sources import (
     read_fashion_mnist,
     synthetic_arrays,
 )
+from haq.data._teacher import TeacherLabelled, frozen_copy, synthetic_image
 from haq.errors import ConfigError
 
-__all__ = ["DataSplits", "TensorDataset", "available", "check_fits", "download", "load",
-           "loader", "synthetic"]
+__all__ = ["DataSplits", "TeacherLabelled", "TensorDataset", "available", "check_fits",
+           "download", "load", "loader", "synthetic", "synthetic_image", "synthetic_like"]
 
 _ALIASES = {"fashion-mnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "fashionmnist": "fashion-mnist", "digits": "digits", "synthetic": "synthetic"}
@@ -136,6 +139,37 @@ def synthetic(num_classes: int = 4, input_shape: tuple[int, int, int] = (1, 8, 8
              for x, y in zip(np.split(images, bounds), np.split(labels, bounds), strict=True)]
     return DataSplits(name="synthetic", train=parts[0], heldout=parts[1], test=parts[2],
                       num_classes=num_classes, input_shape=input_shape,
+                      classes=tuple(f"class{c}" for c in range(num_classes)))
+
+
+def synthetic_like(model: torch.nn.Module, input_shape: tuple[int, int, int], num_classes: int,
+                   sizes: tuple[int, int, int] = (256, 512, 256), seed: int = 0,
+                   name: str = "synthetic") -> DataSplits:
+    """Splits of synthetic images of ``input_shape`` labelled by ``model``'s float top-1.
+
+    Images are made on demand from (seed, split, index) and labels a chunk at a time on first
+    read, so memory holds the labels and one chunk, not the images. Top-1 accuracy on these
+    splits is agreement with the float model (100% for the model itself).
+
+    Args:
+        model: the float model; a frozen copy labels the data, so changing ``model`` later
+            changes no label.
+        input_shape: (C, H, W) of one image.
+        num_classes: the model's outputs.
+        sizes: images in train (calibration and fine-tuning), heldout and test.
+        seed: the same seed and model give the same data.
+        name: ``DataSplits.name``.
+    """
+    if len(input_shape) != 3 or min(input_shape) < 1 or num_classes < 1 or min(sizes) < 1:
+        raise ConfigError(
+            f"synthetic_like needs input_shape (C, H, W) >= 1, num_classes >= 1 and sizes >= "
+            f"1; got input_shape={input_shape}, num_classes={num_classes}, sizes={sizes}")
+    teacher = frozen_copy(model)  # one copy for the three splits
+    parts = [TeacherLabelled(teacher, input_shape, size, seed, split)
+             for size, split in zip(sizes, ("train", "heldout", "test"), strict=True)]
+    return DataSplits(name=name, train=parts[0], heldout=parts[1],  # type: ignore[arg-type]
+                      test=parts[2], num_classes=num_classes,  # type: ignore[arg-type]
+                      input_shape=input_shape,
                       classes=tuple(f"class{c}" for c in range(num_classes)))
 
 

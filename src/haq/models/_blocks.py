@@ -47,7 +47,8 @@ class ConvBNAct(nn.Module):
 
 
 def init_weights(model: nn.Module, generator: torch.Generator) -> None:
-    """Kaiming-normal convs, unit batch-norm, small normal linear layers (He et al. 2015).
+    """Kaiming-normal convs, unit batch/layer norms, small normal linear layers (He et al.
+    2015); then a module's own ``init_extra_(generator)`` if it has one (ViT's embeddings).
 
     Every random draw comes from ``generator``, so the same seed gives the same weights.
     """
@@ -57,9 +58,13 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
                                     generator=generator)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
+        elif isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, 0.01, generator=generator)
             nn.init.zeros_(module.bias)
+    for module in model.modules():
+        extra = getattr(module, "init_extra_", None)
+        if callable(extra):
+            extra(generator)

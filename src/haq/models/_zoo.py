@@ -12,6 +12,7 @@ from torch import nn
 from haq.models.mobilenet_v1 import MobileNetV1
 from haq.models.mobilenet_v2 import MobileNetV2
 from haq.models.resnet import BasicBlock, Bottleneck, ResNet, ResNetCifar
+from haq.models.vit import VisionTransformer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -103,6 +104,11 @@ ZOO: dict[str, ModelEntry] = {
         ModelEntry(
             "resnet50-imagenet", lambda: ResNet(Bottleneck, (3, 4, 6, 3)), "imagenet",
             _IMAGENET, 1000, "ResNet-50 v1.5 at 224x224 (cost only, no weights)", False,
+        ),
+        ModelEntry(
+            "vit-tiny-imagenet", lambda: VisionTransformer(1000), "imagenet", _IMAGENET, 1000,
+            "ViT-Ti/16 at 224x224: Linear layers only, 12 blocks of width 192, 197 tokens "
+            "(cost only, no weights)", False,
         ),
     )
 }

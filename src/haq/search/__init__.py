@@ -44,7 +44,8 @@ _LAZY = {"search": "haq.search.api", "run_strategy": "haq.search.api",
          "table_hash": "haq.search._problem",
          "CALIBRATION_BATCH": "haq.search._problem", "FinalConfig": "haq.search._final",
          "final_scorer": "haq.search._final", "RescoreConfig": "haq.search._rescore",
-         "Constraint": "haq.search._ilp", "solve_choice": "haq.search._ilp"}
+         "Constraint": "haq.search._ilp", "solve_choice": "haq.search._ilp",
+         "zoo_on_synthetic": "haq.search._synthetic"}
 
 
 def __getattr__(name: str) -> Any:
@@ -85,4 +86,5 @@ __all__ = [
     "search",
     "solve_choice",
     "table_hash",
+    "zoo_on_synthetic",
 ]

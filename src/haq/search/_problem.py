@@ -9,6 +9,7 @@ and ``compare`` both call ``build_problem``, so the same inputs give the same pr
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ from haq.search._evaluator import EpisodeEvaluator
 from haq.specs import LayerSpec, extract_specs
 
 CALIBRATION_BATCH = 128
+# Held-out scoring batches hold at most this many input elements (500 images at 28x28, 27 at
+# 224x224x3): an ImageNet-shaped batch of 500 would need gigabytes of activations.
+EVAL_BATCH_ELEMENTS = 1 << 22
+MAX_EVAL_BATCH = 500
 PRESETS = ("default", "paper")
 _GENERIC_METRICS = ("size", "bops")  # priced from the specs alone, on any hardware
 
@@ -56,6 +61,11 @@ class EvalConfig:
                               f"recovery), got {self.finetune_steps!r}")
 
 
+def eval_batch_size(input_shape: Sequence[int]) -> int:
+    """Images per held-out scoring batch for inputs of ``input_shape`` (see EVAL_BATCH_ELEMENTS)."""
+    return max(1, min(MAX_EVAL_BATCH, EVAL_BATCH_ELEMENTS // max(1, math.prod(input_shape))))
+
+
 def table_hash(table: CostTable) -> str:
     """Content hash of a cost table (values and units), recorded with every run."""
     digest = hashlib.sha256()
@@ -75,6 +85,27 @@ def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be an nn.Module or a zoo model name, got {type(model)}")
     return model, type(model).__name__
+
+
+def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
+                   ) -> tuple[nn.Module | str, str | None, DataSplits]:
+    """(model, its name if known, splits). A zoo name with ``data="synthetic"`` becomes the
+    built model plus synthetic data of its input shape labelled by its own predictions (random
+    weights if it ships none); anything else is passed on for ``resolve_model``."""
+    if isinstance(model, str) and isinstance(data, str) and data.lower() == "synthetic":
+        from haq.search._synthetic import zoo_on_synthetic
+
+        net, splits = zoo_on_synthetic(model, seed)
+        return net, model, splits
+    if isinstance(model, str):
+        from haq.models import info
+
+        if not info(model).has_weights:  # refused before any data is loaded
+            raise ConfigError(
+                f"{model} ships no trained weights, so only its agreement with its own float "
+                "predictions can be scored: search it on data='synthetic' (CLI: --dataset "
+                "synthetic), or pass your trained nn.Module")
+    return model, None, resolve_data(data)
 
 
 def resolve_data(data: DataSplits | str) -> DataSplits:
@@ -133,14 +164,16 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
                   budgets: Sequence[Budget] | Mapping[str, str], *,
                   specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
                   quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
-                  seed: int = 0, preset: str = "default", pin_ends: bool | None = None
-                  ) -> SearchProblem:
+                  seed: int = 0, preset: str = "default", pin_ends: bool | None = None,
+                  model_name: str | None = None) -> SearchProblem:
     """The search problem: everything a strategy may use, built once from the user's inputs.
 
     Args:
         model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
         data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
-            and fine-tuned on ``train``; ``test`` is never put into the problem.
+            and fine-tuned on ``train``; ``test`` is never put into the problem. A zoo name
+            with ``"synthetic"`` gets images of its input shape labelled by its own float
+            predictions (``zoo_on_synthetic``; random weights if it ships none).
         cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
         budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
         specs: the layers; traced from one training sample if omitted.
@@ -152,6 +185,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
         preset: ``"default"`` or ``"paper"``: the quantizer and whether the first and last
             layers are pinned at 8 bits.
         pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
+        model_name: name recorded in the provenance (default: the zoo name or class name).
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
@@ -160,8 +194,9 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
-    net, model_name = resolve_model(model)
-    splits = resolve_data(data)
+    given, name, splits = resolve_inputs(model, data, seed)
+    net, resolved_name = resolve_model(given)
+    model_name = model_name or name or resolved_name
     check_fits(net, splits)
     specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
     budget_list = resolve_budgets(budgets)
@@ -174,10 +209,12 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     heldout = Subset(splits.heldout, range(samples))
     calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
         :DEFAULT_CALIBRATION_BATCHES]
+    batch = eval_batch_size(splits.input_shape)
     evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
                                  quant_config=quant_config, train_data=splits.train,
-                                 finetune_steps=evaluation.finetune_steps, seed=seed)
-    float_accuracy = evaluate(net, heldout)
+                                 finetune_steps=evaluation.finetune_steps, seed=seed,
+                                 batch_size=batch)
+    float_accuracy = evaluate(net, heldout, batch_size=batch)
     provenance = {
         "model": model_name, "dataset": splits.name, "cost_model": table.source,
         "table_hash": table_hash(table), "units": dict(table.units),

@@ -26,7 +26,7 @@ from haq.runs import RunLayout, atomic_write, check_run_dir, claim
 from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
 from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
-from haq.search._problem import EvalConfig, build_problem, resolve_data
+from haq.search._problem import EvalConfig, build_problem, eval_batch_size, resolve_inputs
 from haq.search._rescore import RescoreConfig
 from haq.search._rescore import rescore as rescore_result
 from haq.specs import LayerSpec
@@ -128,10 +128,10 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
     if run_dir is not None:
         check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
-    splits = resolve_data(data)
-    problem = build_problem(model, splits, cost_model, budgets, specs=specs, space=space,
+    net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
+    problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
-                            preset=preset, pin_ends=pin_ends)
+                            preset=preset, pin_ends=pin_ends, model_name=name)
     if strategy == "haq":
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
@@ -160,9 +160,10 @@ def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: Final
     """Test top-1 of the chosen policy (fine-tuned if ``final`` says so) and of the float
     model; the only use of the test split. A fine-tuned model is saved into the run."""
     quantized, history = final_model(problem, policy, final, seed=seed)
-    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test)}
+    batch = eval_batch_size(test[0][0].shape)
+    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test, batch_size=batch)}
     if problem.model is not None:
-        out["float_test_accuracy"] = evaluate(problem.model, test)
+        out["float_test_accuracy"] = evaluate(problem.model, test, batch_size=batch)
     if final.trains:
         out["final_finetune"] = {**final.to_dict(), "loss": history.get("loss")}
         if path is not None:
