@@ -27,7 +27,7 @@ def demo(
     from haq.cli._search import _bar, _on_event, heldout_line
     from haq.cost import METRIC_UNITS
     from haq.report import report_run
-    from haq.search.api import search
+    from haq.search import FinalConfig, RescoreConfig, search
 
     torch.set_num_threads(threads)
     run_dir = run or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -39,9 +39,8 @@ def demo(
         progress = _on_event(bar, task, dict(METRIC_UNITS))
         result = search(DEMO_MODEL, "fashion-mnist", DEMO_HARDWARE, {"latency": DEMO_BUDGET},
                         "haq", episodes=episodes, seed=seed, run_dir=run_dir,
-                        final_finetune_epochs=1, final_finetune_steps=finetune_steps,
-                        rescore_top=rescore_top, rescore_steps=rescore_steps,
-                        progress=progress)
+                        final=FinalConfig(epochs=1, steps=finetune_steps),
+                        rescore=RescoreConfig(rescore_top, rescore_steps), progress=progress)
     console.print(f"best policy  {result.best.summary()}")
     console.print(heldout_line(result))
     console.print(f"latency  {result.costs['latency']:.4g} ms")
