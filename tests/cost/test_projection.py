@@ -516,14 +516,14 @@ def test_a_zero_limit_counts_as_a_fraction_of_one_when_it_is_exceeded() -> None:
 
 @pytest.mark.parametrize("rule", RULES)
 def test_steps_that_save_nothing_end_without_touching_fixed_activations(rule) -> None:
-    # weights priced per pair of bits (as on a 2-bit datapath): 8 -> 7 saves nothing, 7 -> 6
-    # does. Activations fixed at 8 are at their minimum and must never be picked as a step
+    # weights priced per pair of bits (as on a 2-bit datapath): 6 -> 5 saves nothing, 5 -> 4
+    # does. Activations fixed at 8 are wider but at their minimum: never picked as a step
     specs = make_specs(1)
     pairs = 2.0 * np.ceil(np.arange(1, 10) / 2)
     table = make_table({"latency": pairs[None, :, None] + np.zeros((1, 9, 9))})
-    out = project(Policy.uniform(specs, 8, 8), table, [absolute("latency", 6.0)],
+    out = project(Policy.uniform(specs, 6, 8), table, [absolute("latency", 4.0)],
                   BitSpace((2, 8), (8, 8)), specs, rule=rule)
-    assert _bits(out) == ([6], [8])
+    assert _bits(out) == ([4], [8])
 
 
 def test_the_widest_rule_skips_a_wider_operand_whose_step_saves_nothing() -> None:
