@@ -515,15 +515,19 @@ def test_a_zero_limit_counts_as_a_fraction_of_one_when_it_is_exceeded() -> None:
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_steps_that_save_nothing_end_without_touching_fixed_activations(rule) -> None:
-    # weights priced per pair of bits (as on a 2-bit datapath): 6 -> 5 saves nothing, 5 -> 4
-    # does. Activations fixed at 8 are wider but at their minimum: never picked as a step
+@pytest.mark.parametrize("cut", ["w", "a"])
+def test_steps_that_save_nothing_end_without_touching_a_fixed_operand(rule, cut) -> None:
+    # the cut operand is priced per pair of bits (as on a 2-bit datapath): 6 -> 5 saves nothing,
+    # 5 -> 4 does. The other operand, fixed at 8, is wider but at its minimum: never a step
     specs = make_specs(1)
     pairs = 2.0 * np.ceil(np.arange(1, 10) / 2)
-    table = make_table({"latency": pairs[None, :, None] + np.zeros((1, 9, 9))})
-    out = project(Policy.uniform(specs, 6, 8), table, [absolute("latency", 4.0)],
-                  BitSpace((2, 8), (8, 8)), specs, rule=rule)
-    assert _bits(out) == ([4], [8])
+    cost = pairs[None, :, None] if cut == "w" else pairs[None, None, :]
+    table = make_table({"latency": cost + np.zeros((1, 9, 9))})
+    free, fixed = (2, 8), (8, 8)
+    space = BitSpace(free, fixed) if cut == "w" else BitSpace(fixed, free)
+    start = Policy.uniform(specs, 6, 8) if cut == "w" else Policy.uniform(specs, 8, 6)
+    out = project(start, table, [absolute("latency", 4.0)], space, specs, rule=rule)
+    assert _bits(out) == (([4], [8]) if cut == "w" else ([8], [4]))
 
 
 def test_the_widest_rule_skips_a_wider_operand_whose_step_saves_nothing() -> None:
