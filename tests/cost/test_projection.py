@@ -495,3 +495,53 @@ def test_a_budget_on_a_metric_that_costs_nothing_does_not_steer_the_cut() -> Non
     budgets = [absolute("latency", 7 * 1.0 + 6 * 10.0), free]
     out = project(policy, table, budgets, BitSpace(), specs, rule="saving")
     assert _bits(out)[0] == [8, 5]  # as without the size budget: the dear layer is cut
+
+
+def test_a_zero_limit_counts_as_a_fraction_of_one_when_it_is_exceeded() -> None:
+    # size is free at 2 weight bits, so a budget of half the W2A2 size is a zero limit. Layer 1's
+    # step saves 0.05 of the latency limit plus 0.08 of size over a unit scale: 0.13 beats layer
+    # 0's 0.1, so the greedy pass lowers layer 1 only (halving its size share would flip that)
+    specs = make_specs(2)
+    lat = linear_table([1.0, 0.5], [0.0, 0.0]).values["latency"]
+    size = np.zeros_like(lat)
+    size[1] = 0.08 * np.maximum(np.arange(1, 10) - 2, 0)[:, None] + np.zeros((1, 9))
+    table = make_table({"latency": lat, "size": size})
+    zero = Budget("size", 0.5, relative=True, reference=(2, 2))
+    proj = Projector(table, [absolute("latency", 10.0), zero], BitSpace((2, 8), (8, 8)), specs,
+                     rule="saving")
+    assert proj.limits.tolist() == [10.0, 0.0] and proj._scale.tolist() == [10.0, 1.0]
+    w, a = proj._decrease(np.array([8, 8]), np.array([8, 8]))
+    assert (w.tolist(), a.tolist()) == ([8, 2], [8, 8])
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("cut", ["w", "a"])
+def test_steps_that_save_nothing_end_without_touching_a_fixed_operand(rule, cut) -> None:
+    # the cut operand is priced per pair of bits (as on a 2-bit datapath): 6 -> 5 saves nothing,
+    # 5 -> 4 does. The other operand, fixed at 8, is wider but at its minimum: never a step
+    specs = make_specs(1)
+    pairs = 2.0 * np.ceil(np.arange(1, 10) / 2)
+    cost = pairs[None, :, None] if cut == "w" else pairs[None, None, :]
+    table = make_table({"latency": cost + np.zeros((1, 9, 9))})
+    free, fixed = (2, 8), (8, 8)
+    space = BitSpace(free, fixed) if cut == "w" else BitSpace(fixed, free)
+    start = Policy.uniform(specs, 6, 8) if cut == "w" else Policy.uniform(specs, 8, 6)
+    out = project(start, table, [absolute("latency", 4.0)], space, specs, rule=rule)
+    assert _bits(out) == (([4], [8]) if cut == "w" else ([8], [4]))
+
+
+def test_the_widest_rule_skips_a_wider_operand_whose_step_saves_nothing() -> None:
+    # layer 0's weights are free: the greedy pass lowers only layer 1, though layer 0 is wider
+    specs = make_specs(2)
+    proj = Projector(linear_table([0.0, 1.0], [0.0, 0.0]), [absolute("latency", 5.0)],
+                     BitSpace((2, 8), (8, 8)), specs)
+    w, a = proj._decrease(np.array([8, 6]), np.array([8, 8]))
+    assert (w.tolist(), a.tolist()) == ([8, 5], [8, 8])
+
+
+def test_give_back_raises_a_single_lowered_operand() -> None:
+    specs = make_specs(1)
+    proj = Projector(linear_table([1.0], [0.0]), [absolute("latency", 7.0)], BitSpace(), specs)
+    eights = np.array([8])
+    w, a = proj._give_back(np.array([5]), eights, eights, eights)
+    assert (w.tolist(), a.tolist()) == ([7], [8])

@@ -126,3 +126,17 @@ def test_infeasible_budget_names_the_smallest_value_over_the_set() -> None:
         Projector(table, [budget], space, specs)
     assert check_feasible(table, [Budget("latency", smallest)], space, specs) == {
         "latency": pytest.approx(smallest)}
+
+
+def test_lookups_for_the_set_2_4_8() -> None:
+    # per bit width 0-8: the largest candidate <= b (-1 if none), the next candidate below b and
+    # the next above b (b itself when there is none)
+    specs = _specs(2)
+    table = _table(np.random.default_rng(0), 2, 1)
+    proj = Projector(table, [], BitSpace(w_bits=(2, 4, 8), a_bits=(3, 8)), specs)
+    floor = {"w": [-1, -1, 2, 2, 4, 4, 4, 4, 8], "a": [-1, -1, -1, 3, 3, 3, 3, 3, 8]}
+    down = {"w": [0, 1, 2, 2, 2, 4, 4, 4, 4], "a": [0, 1, 2, 3, 3, 3, 3, 3, 3]}
+    up = {"w": [2, 2, 4, 4, 8, 8, 8, 8, 8], "a": [3, 3, 3, 8, 8, 8, 8, 8, 8]}
+    for op in ("w", "a"):
+        for lookup, want in ((proj._floor, floor), (proj._down, down), (proj._up, up)):
+            assert lookup[op].tolist() == [want[op]] * 2, op
