@@ -41,11 +41,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-try:
-    from _harness import Results, machine
-except ImportError:  # run from another directory
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from _harness import Results, machine
+from _harness import Results, begin, bench_parser
 
 # model -> timed episodes (fewer for the slowest, whose one episode of 512 images is minutes)
 MODELS = {"resnet20-fmnist": 3, "mobilenetv1-fmnist": 3, "mobilenetv2-imagenet": 3,
@@ -182,7 +178,7 @@ def markdown(results: Results, images: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__, "bench_scale")
     parser.add_argument("--images", type=int, default=512, help="held-out images per episode")
     parser.add_argument("--jobs", type=int, default=1, help="subprocesses at once")
     parser.add_argument("--only", nargs="*", help="keys to run (default: all)")
@@ -193,13 +189,9 @@ def main() -> None:
         _child(args.child, args)
         return
     if args.markdown:
-        print(markdown(Results("bench_scale"), args.images))
+        print(markdown(Results(args.results, args.variant), args.images))
         return
-    import torch
-
-    torch.set_num_threads(1)  # as in every subprocess, so machine() records 1 thread
-    results = Results("bench_scale")
-    print("command:", " ".join(["python", *sys.argv]), "\nmachine:", machine(), flush=True)
+    args, results = begin(parser)  # one thread, as in every subprocess
     # slowest first, so two jobs finish together
     keys = [k for k in ("resnet50-imagenet", "cost-tables", *MODELS)
             if not (args.only and k not in args.only)]
