@@ -111,8 +111,10 @@ class QuantModule(nn.Module):
         if record is None:
             return
         stale = False
-        if record.moments is not None and record.moments.count:
-            quantizer.metric = record.moments.metric(centred=self.quant_config.bias_correction)
+        metric = None if record.moments is None else \
+            record.moments.metric(centred=self.quant_config.bias_correction)
+        if metric is not None:
+            quantizer.metric = metric
             stale = True
         if quantizer.learned:
             sample = record.sample()

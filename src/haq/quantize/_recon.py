@@ -53,9 +53,13 @@ class PatchMoments:
         self.outer = outer if self.outer is None else self.outer + outer
         self.count += p.shape[0]
 
-    def metric(self, centred: bool) -> torch.Tensor:
-        """H = E[p p^T] (or C, the covariance, if ``centred``): [groups, d, d] or [groups, d]."""
-        assert self.total is not None and self.outer is not None  # noqa: S101 - internal
+    def metric(self, centred: bool) -> torch.Tensor | None:
+        """H = E[p p^T] (or C, the covariance, if ``centred``): [groups, d, d] or [groups, d].
+
+        None if no patch was recorded.
+        """
+        if self.total is None or self.outer is None or self.count == 0:
+            return None
         mean = self.total / self.count
         second = self.outer / self.count
         if second.dim() == 3:
