@@ -128,13 +128,14 @@ class QuantModule(nn.Module):
     def _set_correction(self) -> None:
         """Load the bias correction of the current weight bits (cached with the weight)."""
         entry = self.weight_quant.current_entry()
-        mean = self.inputs.mean() if self.inputs is not None else None
-        if entry is None or mean is None or not self.quant_config.bias_correction:
+        if entry is not None and entry.correction is None and self.quant_config.bias_correction:
+            mean = self.inputs.mean() if self.inputs is not None else None
+            if mean is not None:  # the mean input is read only when a correction is derived
+                entry.correction = self._mean_output_error(entry.qweight, mean)
+        if entry is None or entry.correction is None or not self.quant_config.bias_correction:
             self.bias_correction.zero_()
             self._corrected = False
             return
-        if entry.correction is None:
-            entry.correction = self._mean_output_error(entry.qweight, mean)
         self.bias_correction.copy_(entry.correction)
         self._corrected = True
 
