@@ -167,9 +167,8 @@ def fold_pair_(layer: nn.Module, norm: nn.Module) -> None:
         layer.bias = nn.Parameter(new_bias, requires_grad=weight.requires_grad)
     else:
         layer.bias.copy_(new_bias)
-    clear = getattr(getattr(layer, "weight_quant", None), "clear_cache", None)
-    if clear is not None:  # a fake-quant wrapper: what it derived from the old weight is stale
-        clear()
+    # weight.copy_ bumps the weight's version counter, so a fake-quant wrapper's per-bits cache
+    # (keyed on it, see _stamp.py) is dropped on its next use without being told
 
 
 def fold_batchnorm_(model: nn.Module, example_input: Any) -> FoldReport:
