@@ -22,7 +22,7 @@ import torch
 from onnx import helper, numpy_helper
 
 from haq.errors import ExportError
-from haq.export._codes import LayerCodes
+from haq.export._codes import ActGrid, LayerCodes, WeightCodes
 from haq.export._registry import ExportJob
 from haq.quantize import strip_
 
@@ -31,7 +31,9 @@ INPUT, OUTPUT = "input", "logits"
 
 # (nodes to insert before the consumer, new initializers, name of the tensor they produce)
 Rewrite = tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]
-EdgeWriter = Callable[[LayerCodes, str], Rewrite]
+# (layer, its quantized input grid / weight, source tensor name) -> rewrite of that edge
+ActWriter = Callable[[LayerCodes, ActGrid, str], Rewrite]
+WeightWriter = Callable[[LayerCodes, WeightCodes, str], Rewrite]
 
 
 def float_graph(job: ExportJob) -> onnx.ModelProto:
@@ -47,8 +49,8 @@ def float_graph(job: ExportJob) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
-def quantize_graph(job: ExportJob, fmt: str, act_edge: EdgeWriter,
-                   weight_edge: EdgeWriter, domains: dict[str, int] | None = None) -> bytes:
+def quantize_graph(job: ExportJob, fmt: str, act_edge: ActWriter,
+                   weight_edge: WeightWriter, domains: dict[str, int] | None = None) -> bytes:
     """The float graph with every quantized layer's input and weight rewritten; serialized."""
     model = float_graph(job)
     graph = model.graph
@@ -59,12 +61,12 @@ def quantize_graph(job: ExportJob, fmt: str, act_edge: EdgeWriter,
         node = consumers[name]
         before = inserted.setdefault(id(node), [])
         if codes.act is not None:
-            nodes, tensors, out = act_edge(codes, node.input[0])
+            nodes, tensors, out = act_edge(codes, codes.act, node.input[0])
             before += nodes
             graph.initializer.extend(tensors)
             node.input[0] = out
         if codes.weight is not None:
-            nodes, tensors, out = weight_edge(codes, node.input[1])
+            nodes, tensors, out = weight_edge(codes, codes.weight, node.input[1])
             before += nodes
             graph.initializer.extend(tensors)
             node.input[1] = out

@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from haq.errors import ExportError
-from haq.export._codes import LayerCodes, WeightCodes
+from haq.export._codes import ActGrid, LayerCodes, WeightCodes
 from haq.export._graph import INPUT, Rewrite, initializer, quantize_graph
 from haq.export._registry import ExportJob, Runner, register_format
 
@@ -62,9 +62,7 @@ def ort_runner(path: Path, threads: int | None = None) -> Runner:
     return run
 
 
-def _act_edge(integer_kernels: bool, codes: LayerCodes, source: str) -> Rewrite:
-    grid = codes.act
-    assert grid is not None  # only called for quantized inputs
+def _act_edge(integer_kernels: bool, codes: LayerCodes, grid: ActGrid, source: str) -> Rewrite:
     if grid.binary:
         raise ExportError(f"layer {codes.name!r}: a 1-bit signed input (the binary grid "
                           "{-c, +c}) is a sign function that ONNX QuantizeLinear cannot express; "
@@ -110,12 +108,10 @@ def _standard_qdq(codes: LayerCodes, integer_kernels: bool) -> bool:
     return integer_weight and (codes.bias is None or integer_kernels)
 
 
-def _weight_edge(codes: LayerCodes, source: str) -> Rewrite:
-    weight = codes.weight
-    assert weight is not None  # only called for quantized weights
+def _weight_edge(codes: LayerCodes, weight: WeightCodes, source: str) -> Rewrite:
     base = f"{codes.name}.weight_quant"
-    if weight.kmeans:
-        return _codebook_lookup(base, weight)
+    if weight.codebook is not None:
+        return _codebook_lookup(base, weight.codebook, weight.codes)
     dtype = TensorProto.INT4 if weight.bits <= 4 else TensorProto.INT8
     scale = weight.scale() if weight.per_channel else weight.scale().reshape(())
     names = {k: f"{base}.{k}" for k in ("codes", "scale", "zero_point", "dq")}
@@ -129,12 +125,11 @@ def _weight_edge(codes: LayerCodes, source: str) -> Rewrite:
     return [node], tensors, names["dq"]
 
 
-def _codebook_lookup(base: str, weight: WeightCodes) -> Rewrite:
+def _codebook_lookup(base: str, codebook: np.ndarray, labels: np.ndarray) -> Rewrite:
     """k-means weight as ``Gather(codebook, labels)``: 2^b float values, one byte per label."""
-    assert weight.codebook is not None
     names = {k: f"{base}.{k}" for k in ("codebook", "labels", "index", "values")}
-    tensors = [initializer(names["codebook"], weight.codebook),
-               initializer(names["labels"], weight.codes.astype(np.uint8))]
+    tensors = [initializer(names["codebook"], codebook),
+               initializer(names["labels"], labels.astype(np.uint8))]
     nodes = [helper.make_node("Cast", [names["labels"]], [names["index"]], to=TensorProto.INT32,
                               name=f"{base}/Cast"),
              helper.make_node("Gather", [names["codebook"], names["index"]], [names["values"]],

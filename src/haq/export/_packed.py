@@ -89,8 +89,7 @@ def _tensors(job: ExportJob) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def _weight_tensors(name: str, weight: WeightCodes) -> dict[str, torch.Tensor]:
-    if weight.kmeans:
-        assert weight.codebook is not None
+    if weight.codebook is not None:  # k-means: labels + codebook
         offsets, extra = weight.codes, {"codebook": torch.from_numpy(weight.codebook)}
     elif weight.n == 0:  # binary grid: codes -1/+1 -> bits 0/1
         offsets, extra = (weight.codes + 1) // 2, {"clip": torch.from_numpy(weight.clip)}

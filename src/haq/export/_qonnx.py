@@ -23,7 +23,7 @@ import torch
 from onnx import helper
 from torch import nn
 
-from haq.export._codes import LayerCodes
+from haq.export._codes import ActGrid, LayerCodes, WeightCodes
 from haq.export._graph import INPUT, OUTPUT, Rewrite, initializer, quantize_graph
 from haq.export._registry import ExportJob, Runner, register_format
 
@@ -78,16 +78,12 @@ def _quant_node(base: str, source: str, scale: np.ndarray | float, bits: int, si
     return [node], tensors, names["out"]
 
 
-def _act_edge(codes: LayerCodes, source: str) -> Rewrite:
-    grid = codes.act
-    assert grid is not None  # only called for quantized inputs
+def _act_edge(codes: LayerCodes, grid: ActGrid, source: str) -> Rewrite:
     return _quant_node(f"{codes.name}.input_quant", source, grid.scale, grid.bits, grid.signed,
                        grid.binary)
 
 
-def _weight_edge(codes: LayerCodes, source: str) -> Rewrite:
-    weight = codes.weight
-    assert weight is not None  # only called for quantized weights
+def _weight_edge(codes: LayerCodes, weight: WeightCodes, source: str) -> Rewrite:
     base = f"{codes.name}.weight_quant"
     values = f"{base}.values"
     tensors = [initializer(values, weight.values())]
