@@ -14,7 +14,7 @@ from haq.errors import ConfigError, ExportError, PolicyError
 from haq.export._codes import read_layers
 from haq.export._registry import ExportJob, get_format
 from haq.policy import Policy
-from haq.quantize import QuantConfig, apply_policy_, quantized_layers
+from haq.quantize import QuantConfig, QuantModule, apply_policy_, quantized_layers
 from haq.runs import atomic_write
 
 
@@ -77,8 +77,9 @@ def _quantized_copy(model: nn.Module, policy: Policy, calibration_data: Iterable
     if not isinstance(policy, Policy):
         raise PolicyError(f"policy must be a haq Policy (Policy.load(path)), got "
                           f"{type(policy).__name__}")
-    if quantized_layers(model):
-        _check_matches(model, policy)
+    layers = quantized_layers(model)
+    if layers:
+        _check_matches(layers, policy)
         return copy.deepcopy(model).cpu().eval()
     if calibration_data is None:
         raise ConfigError("the model is not quantized yet: pass calibration_data (input batches) "
@@ -88,8 +89,7 @@ def _quantized_copy(model: nn.Module, policy: Policy, calibration_data: Iterable
     return apply_policy_(net, policy, calibration_data, config)
 
 
-def _check_matches(model: nn.Module, policy: Policy) -> None:
-    layers = quantized_layers(model)
+def _check_matches(layers: dict[str, QuantModule], policy: Policy) -> None:
     for name, bits in policy.layers.items():
         if name not in layers:
             raise PolicyError(f"the policy names layer {name!r}, which is not quantized in this "

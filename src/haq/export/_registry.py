@@ -52,8 +52,6 @@ class ExportFormat:
     load: Callable[[Path, nn.Module], Runner]
 
 
-
-
 def register_format(name: str, *, suffix: str, description: str) -> Callable[[Any], Any]:
     """Class decorator: the class provides static ``write(job)`` and ``load(path, model)``."""
 
