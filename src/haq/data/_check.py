@@ -10,15 +10,23 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from haq.data._teacher import TeacherLabelled
 from haq.errors import DatasetError
 
 if TYPE_CHECKING:
     from haq.data import DataSplits
 
 
-def _labels(dataset: Dataset) -> torch.Tensor:
+def _labels(dataset: Dataset, classes: int) -> torch.Tensor:
     if isinstance(dataset, TensorDataset):
         return dataset.tensors[1]
+    if isinstance(dataset, TeacherLabelled):
+        # A label is the teacher's top-1, so a teacher with no more outputs than the model
+        # cannot give one out of range: no need to run the teacher over every image.
+        with torch.no_grad():
+            if dataset.teacher(dataset.image(0)[None]).shape[1] <= classes:
+                return torch.empty(0, dtype=torch.int64)
+        return dataset.labels()  # labels only, without drawing every image a second time
     return torch.as_tensor([int(y) for _, y in dataset])  # type: ignore[attr-defined]
 
 
@@ -49,7 +57,7 @@ def check_fits(model: nn.Module, splits: DataSplits) -> None:
                            "needs a classifier returning (batch, classes) logits")
     classes = out.shape[1]
     for split in ("train", "heldout", "test"):
-        labels = _labels(getattr(splits, split))
+        labels = _labels(getattr(splits, split), classes)
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
             bad = int(labels.max()) if int(labels.max()) >= classes else int(labels.min())
             raise DatasetError(

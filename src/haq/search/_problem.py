@@ -12,6 +12,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 from torch import nn
@@ -207,8 +208,8 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     samples = len(splits.heldout) if evaluation.samples is None else min(
         evaluation.samples, len(splits.heldout))
     heldout = Subset(splits.heldout, range(samples))
-    calibration = list(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed))[
-        :DEFAULT_CALIBRATION_BATCHES]
+    calibration = list(islice(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed),
+                              DEFAULT_CALIBRATION_BATCHES))  # draw only the batches kept
     batch = eval_batch_size(splits.input_shape)
     evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
                                  quant_config=quant_config, train_data=splits.train,
