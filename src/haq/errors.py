@@ -35,6 +35,10 @@ class DatasetError(HaqError):
     """A dataset is missing or its files are corrupt."""
 
 
+class LabelError(DatasetError, ConfigError):
+    """A label is not one of the model's outputs (the data or the model has to change)."""
+
+
 class RunError(HaqError):
     """A run directory is missing, already exists, or its journal is damaged."""
 

@@ -37,7 +37,8 @@ def tiny(monkeypatch, tmp_path):
     calibration = [data.train[:64][0]]
     quantized = apply_policy_(copy.deepcopy(net), policy, calibration, QuantConfig())
 
-    def fake(model, policy_path, data_dir, calib_batches, per_tensor, rounding="nearest"):
+    def fake(model, policy_path, data_dir, calib_batches, per_tensor, rounding="nearest",
+             user_data=None):
         return net, copy.deepcopy(quantized), specs, data
 
     monkeypatch.setattr(_policy, "_quantized", fake)

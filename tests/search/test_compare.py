@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch.utils.data
 
 from haq.errors import ConfigError
 from haq.search.compare import compare, uniform_policy, write_comparison
@@ -97,18 +98,20 @@ def test_build_problem_and_final_scorer_on_synthetic_data(tmp_path: Path) -> Non
 
 
 def test_final_scorer_caps_the_fine_tune_at_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from haq.metrics import Metric
     from haq.policy import Policy
     from haq.search import FinalConfig, _final, final_scorer
 
     problem = tiny_problem(seed=0, evaluate=False)
+    problem.metric = Metric(lambda model, data: 42.0, "constant")  # scores with the problem's
+    test = torch.utils.data.TensorDataset(torch.zeros(2, 1), torch.zeros(2))
     seen = []
     monkeypatch.setattr(_final, "finetune",
                         lambda model, data, cfg, teacher: seen.append((cfg, data, teacher)))
-    monkeypatch.setattr(_final, "evaluate", lambda model, data: 42.0)
-    score = final_scorer(problem, None, FinalConfig(epochs=2, steps=7))
+    score = final_scorer(problem, test, FinalConfig(epochs=2, steps=7))
     assert score(Policy.uniform(problem.specs, 8, 8)) == 42.0
     # on the problem's training data, distilled from its float model unless told otherwise
     assert [(c.epochs, c.steps, c.distill, d, t) for c, d, t in seen] == [
         (2, 7, 1.0, problem.train_data, problem.model)]
-    final_scorer(problem, None, FinalConfig(1, distill=0.0))(Policy.uniform(problem.specs, 8, 8))
+    final_scorer(problem, test, FinalConfig(1, distill=0.0))(Policy.uniform(problem.specs, 8, 8))
     assert seen[-1][0].distill == 0.0

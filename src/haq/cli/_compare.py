@@ -9,6 +9,16 @@ from rich.table import Table
 
 from haq.cli._bits import A_BITS_HELP, BITS_HELP, W_BITS_HELP, bit_space
 from haq.cli._common import console
+from haq.cli._data_options import (
+    DATA,
+    GRAYSCALE,
+    MEAN,
+    METRIC,
+    METRIC_MODE,
+    RESIZE,
+    STD,
+    data_choice,
+)
 
 
 def _budgets(latency: str | None, energy: str | None, size: str | None) -> list:
@@ -56,26 +66,32 @@ def compare(
     a_bits: str | None = typer.Option(None, help=A_BITS_HELP),
     seed: int = typer.Option(0, help="seed of every search"),
     resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
+    data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
+    std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
+    metric_mode: str | None = METRIC_MODE,
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
-    from haq.data import load
+    from haq.data import as_splits
     from haq.models import info
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
     space = bit_space(bits, w_bits, a_bits, min_bits)
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
     with console.status("building the problem (specs, cost table, calibration)..."):
-        splits = load(info(model).dataset)
+        splits = as_splits(chosen.source(info(model).dataset))
         problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
-                                space=space,
+                                space=space, metric=chosen.metric,
                                 evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
     params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
-    console.print(f"{model}: {len(problem.specs)} layers, float held-out accuracy "
-                  f"{problem.float_accuracy:.2f}%; budgets "
+    metric_name = chosen.metric.name if chosen.metric.name != "top1" else "accuracy"
+    float_value = chosen.metric.from_score(problem.float_accuracy)
+    console.print(f"{model}: {len(problem.specs)} layers, float held-out {metric_name} "
+                  f"{_fmt(float_value)}{chosen.metric.unit}; budgets "
                   + ", ".join(b.describe() for b in problem.budgets))
 
     def report(info: dict) -> None:
@@ -84,7 +100,9 @@ def compare(
         else:
             timing = f"  search {info['search_seconds']:.1f} s" if info["kind"] == "strategy" \
                 else ""
-            console.print(f"{info['name']:>8}: test {_fmt(info['accuracy'])}%  "
+            value = None if info["accuracy"] is None else chosen.metric.from_score(
+                info["accuracy"])
+            console.print(f"{info['name']:>8}: test {_fmt(value)}{chosen.metric.unit}  "
                           + "  ".join(f"{m} {_fmt(v)}" for m, v in info["costs"].items())
                           + timing)
 
@@ -95,11 +113,12 @@ def compare(
                      rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
     paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
     view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
-    for column in ("name", "test top-1 (%)", *(f"{m} ({u})" for m, u in result.units.items()),
-                   "search (s)", "evaluations"):
+    costs = [f"{m} ({u})" for m, u in result.units.items()]
+    for column in ("name", "test " + result.label(), *costs, "search (s)", "evaluations"):
         view.add_column(column, justify="left" if column == "name" else "right")
     for e in result.entries:
-        view.add_row(e.name, _fmt(e.accuracy), *(_fmt(e.costs.get(m)) for m in result.units),
+        view.add_row(e.name, _fmt(result.value(e.accuracy)),
+                     *(_fmt(e.costs.get(m)) for m in result.units),
                      f"{e.search_seconds:.1f}", str(e.evaluations))
     console.print(view)
     console.print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -8,9 +8,10 @@ from typing import Any
 import typer
 
 from haq.cli._common import console
+from haq.cli._data_options import DATA, GRAYSCALE, MEAN, RESIZE, STD, data_choice
 
 
-def quantized_model(net: Any, policy: Any, data_name: str, *, preset: str = "default",
+def quantized_model(net: Any, policy: Any, data_name: Any, *, preset: str = "default",
                     seed: int = 0, calib_batches: int = 8, weights: Path | None = None,
                     data_dir: Path | None = None) -> tuple[Any, list[Any], Any]:
     """(quantized model, calibration batches, dataset splits), calibrated as `haq search` does.
@@ -18,6 +19,7 @@ def quantized_model(net: Any, policy: Any, data_name: str, *, preset: str = "def
     The calibration images are the first ``calib_batches`` batches of 128 of the train split
     shuffled with ``seed`` (what `haq search --seed` and `haq apply` use); ``weights`` is a
     fine-tuned state_dict (a run's ``final_model.pt`` or `haq finetune --out`) loaded after.
+    ``data_name`` is a dataset name or the ``DataSplits`` of ``--data``.
     """
     import copy
 
@@ -29,7 +31,8 @@ def quantized_model(net: Any, policy: Any, data_name: str, *, preset: str = "def
     from haq.quantize import QuantConfig, apply_policy_
 
     model = create(net, pretrained=True) if isinstance(net, str) else copy.deepcopy(net)
-    splits = hdata.load(data_name, root=data_dir)
+    splits = data_name if isinstance(data_name, hdata.DataSplits) \
+        else hdata.load(data_name, root=data_dir)
     train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
     calibration = [batch for batch, _ in zip(train, range(calib_batches), strict=False)]
     apply_policy_(model, policy, calibration, QuantConfig.preset(preset))
@@ -42,7 +45,7 @@ def quantized_model(net: Any, policy: Any, data_name: str, *, preset: str = "def
     return model.eval(), calibration, splits
 
 
-def export_best(run_dir: Path, policy: Any, net: Any, data_name: str, preset: str, seed: int,
+def export_best(run_dir: Path, policy: Any, net: Any, data_name: Any, preset: str, seed: int,
                 fmt: str) -> Path:
     """Export a finished search's best policy (fine-tuned weights if the run wrote them)."""
     import haq.export
@@ -75,6 +78,8 @@ def export(
     seed: int = typer.Option(0, help="seed of the calibration batches (the search's --seed)"),
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
+    std: str | None = STD, grayscale: bool = GRAYSCALE,
     input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
 ) -> None:
@@ -85,7 +90,8 @@ def export(
     from haq.policy import Policy
 
     fmt = haq.export.get_format(format)  # refuse an unknown format before loading anything
-    net, _, data_name, specs = _resolve(model, dataset, input_shape)
+    chosen = data_choice(dataset, data, resize, mean, std, grayscale)
+    net, _, data_name, specs = _resolve(model, chosen.dataset, input_shape)
     if specs is None and isinstance(net, str):
         from haq.models import create, example_input
         from haq.specs import extract_specs
@@ -93,7 +99,7 @@ def export(
         specs = extract_specs(create(net), example_input(net))
     bits = Policy.load(policy, specs)
     quantized, calibration, splits = quantized_model(
-        net, bits, data_name, preset=preset, seed=seed, calib_batches=calib_batches,
+        net, bits, chosen.source(data_name), preset=preset, seed=seed, calib_batches=calib_batches,
         weights=weights, data_dir=data_dir)
     haq.export.export(quantized, bits, fmt.name, out, example_input=calibration[0][0][:1],
                       integer_kernels=integer_kernels)

@@ -9,11 +9,23 @@ from typing import Any
 import typer
 
 from haq.cli._common import console
+from haq.cli._data_options import (
+    DATA,
+    GRAYSCALE,
+    MEAN,
+    METRIC,
+    METRIC_MODE,
+    RESIZE,
+    STD,
+    data_choice,
+)
 
 
 def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batches: int,
-               per_tensor: bool, rounding: str = "nearest") -> tuple[Any, Any, Any, Any]:
-    """Load the pretrained model and its dataset, apply the policy, calibrate on train batches."""
+               per_tensor: bool, rounding: str = "nearest", data: Any = None
+               ) -> tuple[Any, Any, Any, Any]:
+    """Load the pretrained model and its dataset (or ``data``, the ``--data`` splits), apply
+    the policy, calibrate on train batches."""
     from haq import data as hdata
     from haq.models import create, example_input, info
     from haq.policy import Policy
@@ -23,7 +35,7 @@ def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batch
     net = create(model, pretrained=True)
     specs = extract_specs(net, example_input(model))
     policy = Policy.load(policy_path, specs)
-    splits = hdata.load(info(model).dataset, root=data_dir)
+    splits = data if data is not None else hdata.load(info(model).dataset, root=data_dir)
     calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
                          rounding=rounding)
@@ -31,6 +43,18 @@ def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batch
     apply_policy_(net, policy,
                   [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
     return float_net, net, specs, splits
+
+
+def _named(metric: Any) -> str:
+    """`` (name)`` of a metric other than top-1, for the printed line."""
+    return "" if metric.name == "top1" else f" ({metric.name}, {metric.mode}imised)"
+
+
+def _shown(metric: Any) -> Any:
+    """value -> text: ``90.12%`` for top-1 (as always), 4 significant digits otherwise."""
+    if metric.name == "top1":
+        return lambda v, sign="": f"{v:{sign}.2f}%"
+    return lambda v, sign="": f"{v:{sign}.4g}{metric.unit}"
 
 
 def _write_result(path: Path | None, record: dict[str, Any]) -> None:
@@ -68,20 +92,27 @@ def apply(
     rounding: str = typer.Option("nearest", help="weight rounding: nearest, or learned "
                                  "(AdaRound-style, from the calibration data; slower)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+    data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
+    std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
+    metric_mode: str | None = METRIC_MODE,
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
 ) -> None:
     """Quantize MODEL with POLICY (no training) and report float vs quantized top-1."""
     from haq.errors import ConfigError
-    from haq.finetune import evaluate
+    from haq.metrics import measure
 
     if split not in ("heldout", "test"):
         raise ConfigError(f"--split must be heldout or test, got {split!r}")
+    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
     float_net, net, specs, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
-                                               rounding)
-    data = getattr(splits, split)
-    float_acc, quant_acc = evaluate(float_net, data), evaluate(net, data)
-    console.print(f"{model} on {splits.name}/{split}: float {float_acc:.2f}%, "
-                  f"quantized {quant_acc:.2f}% ({quant_acc - float_acc:+.2f} pt)")
+                                               rounding, chosen.source())
+    scored = getattr(splits, split)
+    float_acc = measure(float_net, scored, chosen.metric)
+    quant_acc = measure(net, scored, chosen.metric)
+    shown = _shown(chosen.metric)
+    console.print(f"{model} on {splits.name}/{split}{_named(chosen.metric)}: float "
+                  f"{shown(float_acc)}, quantized {shown(quant_acc)} "
+                  f"({shown(quant_acc - float_acc, '+').replace('%', ' pt')})")
     line = _cost_line(hardware, specs, policy)
     if line:
         console.print(f"cost on {hardware}: {line}")
@@ -91,7 +122,8 @@ def apply(
     _write_result(result, {"command": "apply", "model": model, "policy": str(policy),
                            "dataset": splits.name, "split": split,
                            "calibration_batches": calib_batches, "finetune_epochs": 0,
-                           quant_key: quant_acc, float_key: float_acc})
+                           quant_key: quant_acc, float_key: float_acc,
+                           "quality": chosen.metric.describe()})
 
 
 def finetune(
@@ -106,6 +138,9 @@ def finetune(
     calib_batches: int = typer.Option(8, help="training batches of 128 used for calibration"),
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+    data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
+    std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
+    metric_mode: str | None = METRIC_MODE,
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
 ) -> None:
     """Quantization-aware fine-tune of MODEL under POLICY; report test top-1 before and after."""
@@ -113,8 +148,9 @@ def finetune(
 
     from haq.cli._models import _progress_bar
     from haq.errors import ConfigError
-    from haq.finetune import TrainConfig, evaluate
+    from haq.finetune import TrainConfig
     from haq.finetune import finetune as run_finetune
+    from haq.metrics import measure
     from haq.runs import atomic_write
 
     config = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=True, distill=distill)
@@ -122,8 +158,10 @@ def finetune(
         raise ConfigError(f"--calib-batches must be >= 1, got {calib_batches}")
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'ft.pt'}")
-    float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor)
-    before = evaluate(net, splits.test)
+    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
+    float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
+                                           "nearest", chosen.source())
+    before = measure(net, splits.test, chosen.metric)
     started = time.perf_counter()
     with _progress_bar() as bar:
         task = bar.add_task(f"finetune {model}", total=None, status="")
@@ -134,15 +172,17 @@ def finetune(
                            status=f"loss {event['loss']:.3f}")
 
         run_finetune(net, splits.train, config, progress=on_progress, teacher=float_net)
-    after = evaluate(net, splits.test)
-    float_acc = evaluate(float_net, splits.test)
-    console.print(f"{model}: float {float_acc:.2f}%, quantized "
-                  f"{before:.2f}% -> {after:.2f}% after {epochs} epoch(s) "
+    after = measure(net, splits.test, chosen.metric)
+    float_acc = measure(float_net, splits.test, chosen.metric)
+    shown = _shown(chosen.metric)
+    console.print(f"{model}{_named(chosen.metric)}: float {shown(float_acc)}, quantized "
+                  f"{shown(before)} -> {shown(after)} after {epochs} epoch(s) "
                   f"({time.perf_counter() - started:.0f} s)")
     record = {"command": "finetune", "model": model, "policy": str(policy),
               "dataset": splits.name, "calibration_batches": calib_batches,
               "finetune_epochs": epochs, "post_training_test_accuracy": before,
-              "test_accuracy": after, "float_test_accuracy": float_acc}
+              "test_accuracy": after, "float_test_accuracy": float_acc,
+              "quality": chosen.metric.describe()}
     _write_result(result, record)
     if out is not None:
         state = {"state_dict": net.state_dict(), "policy": policy.read_text(), "result": record}

@@ -13,6 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from haq.cli._bits import A_BITS_HELP, BITS_HELP, W_BITS_HELP, bit_space
 from haq.cli._common import console
+from haq.cli._data_options import (
+    DATA,
+    GRAYSCALE,
+    MEAN,
+    METRIC,
+    METRIC_MODE,
+    RESIZE,
+    STD,
+    data_choice,
+)
 
 _METRICS = ("latency", "energy", "size", "bops", "cycles")
 
@@ -83,7 +93,7 @@ def _resolve(model: str, dataset: str | None, input_shape: str | None,
         return model, model, dataset or info(model).dataset, None
     if dataset is None:
         raise ConfigError("a model given as file.py:factory needs --dataset (fashion-mnist, "
-                          "digits or synthetic)")
+                          "digits or synthetic) or --data (your folder or file.py:factory)")
     if allow_reuse and not input_shape:
         raise ConfigError("--allow-reuse needs --input-shape C,H,W to trace the model")
     net = _load_factory(model)
@@ -214,6 +224,9 @@ def search(
     pin_ends: bool | None = typer.Option(None, "--pin-ends/--no-pin-ends",
                                          help="first/last layer at 8 bits [default: preset]"),
     dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
+    std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
+    metric_mode: str | None = METRIC_MODE,
     input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
     param: list[str] = typer.Option([], "--param", "-p",  # noqa: B006 - typer needs a list
                                     help="strategy setting key=value, repeatable"),
@@ -238,7 +251,9 @@ def search(
 
         get_format(export)
     cost_model = _cost_model(hardware, hw_param, param)
-    net, name, data_name, specs = _resolve(model, dataset, input_shape, allow_reuse)
+    chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
+    net, name, data_name, specs = _resolve(model, chosen.dataset, input_shape, allow_reuse)
+    splits = chosen.source(data_name)
     run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
     units: dict[str, str] = {}
     with _bar() as bar:
@@ -247,7 +262,7 @@ def search(
         from haq.cost import METRIC_UNITS
 
         units.update(METRIC_UNITS)
-        result = run_search(net, data_name, cost_model, budgets, strategy, specs=specs,
+        result = run_search(net, splits, cost_model, budgets, strategy, specs=specs,
                             space=space,
                             evaluation=EvalConfig(eval_samples, finetune_steps),
                             rescore=RescoreConfig(rescore_top, rescore_steps),
@@ -256,13 +271,14 @@ def search(
                             preset=preset, pin_ends=pin_ends,
                             quant_config=None if rounding == "nearest" else replace(
                                 QuantConfig.preset(preset), rounding=rounding),
-                            progress=progress, **_params(param))
+                            progress=progress, metric=chosen.metric, **_params(param))
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")
-    console.print(heldout_line(result))
+    console.print(heldout_line(result) if chosen.metric.name == "top1"
+                  else metric_line(result.extra["quality"]))
     for metric, value in result.costs.items():
         console.print(f"{metric:8s} {value:.6g} {units.get(metric, '')}")
-    if "test_accuracy" in result.extra:
+    if "test_accuracy" in result.extra and chosen.metric.name == "top1":
         how = "after fine-tune" if finetune_epochs else "post-training"
         console.print(f"test top-1 {how}  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
@@ -270,7 +286,7 @@ def search(
     if export is not None:
         from haq.cli._export import export_best
 
-        written = export_best(run_dir, result.best, net, data_name, preset, seed, export)
+        written = export_best(run_dir, result.best, net, splits, preset, seed, export)
         console.print(f"exported  {written}")
     console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
                   f"`haq report {run_dir}`)")
@@ -290,6 +306,17 @@ def heldout_line(result: Any) -> str:
                 f"{len(rescored)} re-ranked")
     return (f"held-out top-1  {accuracy:.2f}% (float "
             f"{result.extra.get('float_accuracy', float('nan')):.2f}%)")
+
+
+def metric_line(quality: dict[str, Any]) -> str:
+    """The user's metric on held-out and test data, for the best policy and the float model."""
+    def fmt(key: str) -> str:
+        value = quality.get(key)
+        return "-" if value is None else f"{value:.4g}{quality.get('unit', '')}"
+
+    return (f"{quality['name']} ({quality['mode']}imised)  held-out {fmt('best')} (float "
+            f"{fmt('float')}, W8A8 {fmt('w8a8')}); test {fmt('test')} (float "
+            f"{fmt('float_test')})")
 
 
 def _record_command(run_dir: Path) -> None:

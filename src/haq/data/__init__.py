@@ -7,20 +7,25 @@ reports only. ``load("digits")`` is scikit-learn's 8x8 digits with a shipped 3-w
 ``load("synthetic")`` (or ``synthetic(...)``) makes a tiny learnable problem for tests.
 ``synthetic_like(model, input_shape, num_classes)`` makes images of a model's input shape on
 demand, labelled by the model's own float predictions (for models without trained weights).
+
+Your own data: ``image_folder(DIR)`` (``train/<class>/*``, ``val/<class>/*``, optional
+``test/``), ``from_factory("file.py:factory")``, or any Datasets/DataLoaders via
+``as_splits({"train": ..., "heldout": ..., "test": ...})``. Every split is read in batches
+through ``loader``; nothing downstream assumes tensors in memory.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch.utils.data import TensorDataset as TensorDataset
 
-from haq.data._check import check_fits
+from haq.data._bundle import DataSplits, as_splits, from_factory, from_parts, image_folder
+from haq.data._check import check_fits, check_labels
 from haq.data._download import download
+from haq.data._folder import ImageFolder, ImageTransform
 from haq.data._sources import (
     DIGITS_MEAN,
     DIGITS_STD,
@@ -32,37 +37,17 @@ from haq.data._sources import (
     read_fashion_mnist,
     synthetic_arrays,
 )
+from haq.data._stream import Head, Split, first_batch, head, loader, size_of
 from haq.data._teacher import TeacherLabelled, frozen_copy, synthetic_image
 from haq.errors import ConfigError
 
-__all__ = ["DataSplits", "TeacherLabelled", "TensorDataset", "available", "check_fits",
-           "download", "load", "loader", "synthetic", "synthetic_image", "synthetic_like"]
+__all__ = ["DataSplits", "Head", "ImageFolder", "ImageTransform", "Split", "TeacherLabelled",
+           "TensorDataset", "as_splits", "available", "check_fits", "check_labels", "download",
+           "first_batch", "from_factory", "from_parts", "head", "image_folder", "load", "loader",
+           "size_of", "synthetic", "synthetic_image", "synthetic_like"]
 
 _ALIASES = {"fashion-mnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "fashionmnist": "fashion-mnist", "digits": "digits", "synthetic": "synthetic"}
-
-
-@dataclass(frozen=True)
-class DataSplits:
-    """Three disjoint splits of one dataset, as tensors: float images (N, C, H, W), int64 labels.
-
-    Attributes:
-        name: dataset name.
-        train: what models are trained and fine-tuned on.
-        heldout: never trained on; what a search scores policies with.
-        test: final reports only.
-        num_classes: number of classes.
-        input_shape: (C, H, W) of one sample.
-        classes: class names, index = label.
-    """
-
-    name: str
-    train: TensorDataset
-    heldout: TensorDataset
-    test: TensorDataset
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    classes: tuple[str, ...]
 
 
 def available() -> list[str]:
@@ -108,7 +93,8 @@ def load(name: str = "fashion-mnist", root: str | os.PathLike[str] | None = None
     """
     key = _ALIASES.get(name.lower())
     if key is None:
-        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available())}, "
+                          "an image folder (train/, val/) or path/to/file.py:factory")
     if key == "fashion-mnist":
         return _splits(key, read_fashion_mnist(root), FMNIST_MEAN, FMNIST_STD, FMNIST_CLASSES)
     if key == "digits":
@@ -171,33 +157,3 @@ def synthetic_like(model: torch.nn.Module, input_shape: tuple[int, int, int], nu
                       test=parts[2], num_classes=num_classes,  # type: ignore[arg-type]
                       input_shape=input_shape,
                       classes=tuple(f"class{c}" for c in range(num_classes)))
-
-
-def loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-           drop_last: bool = False) -> DataLoader:
-    """A single-process DataLoader whose shuffling is drawn from its own seeded generator.
-
-    A ``TensorDataset`` is indexed a whole batch at a time (one gather per batch instead of one
-    ``__getitem__`` per sample), which is several times faster for in-memory data.
-
-    Args:
-        dataset: any map-style dataset.
-        batch_size: samples per batch.
-        shuffle: reshuffle every epoch; epoch ``k`` of a loader made with ``seed`` is the same
-            on every run.
-        seed: seed of the shuffling generator.
-        drop_last: drop a final partial batch.
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    generator = torch.Generator().manual_seed(seed)
-    if isinstance(dataset, TensorDataset):
-        sampler = RandomSampler(dataset, generator=generator) if shuffle \
-            else SequentialSampler(dataset)
-        batches = BatchSampler(sampler, batch_size, drop_last)
-        # The loader's own generator also feeds its per-epoch base seed, which otherwise comes
-        # from (and advances) the global RNG.
-        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0,
-                          generator=generator)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      drop_last=drop_last, num_workers=0)

@@ -12,25 +12,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from haq.data import loader
+from haq.data import check_labels, loader, size_of
 from haq.errors import ConfigError
 from haq.finetune._augment import augment_batch
 from haq.finetune._config import TrainConfig
+from haq.metrics import as_metric
 
 Progress = Callable[[dict[str, Any]], None]
 Data = Dataset | DataLoader
 
 
 def _as_loader(data: Data, batch_size: int, shuffle: bool, seed: int) -> Iterable[Any]:
-    if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, Dataset):
-        # A last batch of one sample would break batch-norm in train mode.
-        drop_last = shuffle and len(data) > batch_size  # type: ignore[arg-type]
-        return loader(data, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    raise ConfigError(
-        f"data must be a torch Dataset or DataLoader, got {type(data).__name__}; wrap tensors "
-        "with torch.utils.data.TensorDataset(images, labels)")
+    """Batches of ``data``: a DataLoader as given, a Dataset batched here (an iterable one in
+    its own order)."""
+    size = size_of(data)
+    # A last batch of one sample would break batch-norm in train mode.
+    drop_last = shuffle and size is not None and size > batch_size
+    return loader(data, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
 
 @torch.no_grad()
@@ -61,6 +59,7 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 128, device: str = 
                 break
             keep = int(min(len(y), limit - total))
             logits = model(x[:keep].to(device))
+            check_labels(y[:keep], logits.shape[1])
             correct += int((logits.argmax(dim=1) == y[:keep].to(device)).sum())
             total += keep
     finally:
@@ -68,6 +67,21 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 128, device: str = 
     if total == 0:
         raise ConfigError("cannot evaluate on an empty dataset")
     return 100.0 * correct / total
+
+
+def _batches_per_epoch(data: Iterable[Any], config: TrainConfig) -> int:
+    """Batches in one epoch. A stream without a length runs until it ends; with ``steps`` it
+    is not counted, with ``epochs`` it is counted by reading it once (each batch dropped as it
+    is counted, so memory stays one batch)."""
+    try:
+        per_epoch = len(data)  # type: ignore[arg-type]
+    except TypeError:
+        per_epoch = config.steps if config.steps is not None else sum(1 for _ in data)
+    if config.max_batches is not None:
+        per_epoch = min(per_epoch, config.max_batches)
+    if per_epoch == 0:
+        raise ConfigError("the training data yields no batch; use a smaller batch_size")
+    return per_epoch
 
 
 def _batches(data: Iterable[Any], config: TrainConfig, per_epoch: int) -> Iterator[
@@ -136,7 +150,7 @@ def _loss(criterion: nn.Module, logits: torch.Tensor, y: torch.Tensor, config: T
 def train(model: nn.Module, train_data: Data, config: TrainConfig,
           progress: Progress | None = None, eval_data: Data | None = None,
           after_step: Callable[[nn.Module], None] | None = None,
-          teacher: nn.Module | None = None) -> dict[str, Any]:
+          teacher: nn.Module | None = None, metric: Any = None) -> dict[str, Any]:
     """Train ``model`` in place with cross-entropy; seeded and deterministic on CPU.
 
     Data order, augmentation and stochastic layers (dropout) are all driven by ``config.seed``:
@@ -151,6 +165,9 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         progress: called with ``{"event": "step", ...}`` after every step and
             ``{"event": "epoch", ...}`` after every epoch (loss, accuracy, lr, step counts).
         eval_data: if given, top-1 on it is measured after every epoch.
+        metric: measure this instead of top-1 on ``eval_data`` (``haq.metrics.as_metric``:
+            a function ``(model, loader) -> float``, a ``Metric`` or ``file.py:function``);
+            recorded as ``eval_metric``.
         after_step: called with the model after every optimizer step (e.g. re-snapping
             k-means weights to their centroids).
         teacher: the model distilled from when ``config.distill > 0`` (run in eval mode,
@@ -158,7 +175,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
 
     Returns:
         History: per-epoch ``loss``, ``train_accuracy`` (running, in train mode), ``lr`` at the
-        epoch end and ``eval_accuracy`` (if ``eval_data``); ``steps`` and ``seconds`` in total.
+        epoch end and ``eval_accuracy`` (or ``eval_metric`` with ``metric``, if ``eval_data``);
+        ``steps`` and ``seconds`` in total.
 
     Raises:
         ConfigError: bad data, no trainable parameters, or the loss diverged (NaN/inf).
@@ -167,18 +185,16 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         raise ConfigError(f"distill={config.distill} needs a teacher model: pass teacher= (e.g. "
                           "the float model) or set distill=0")
     data = _as_loader(train_data, config.batch_size, shuffle=True, seed=config.seed)
-    per_epoch = len(data)  # type: ignore[arg-type]
-    if config.max_batches is not None:
-        per_epoch = min(per_epoch, config.max_batches)
-    if per_epoch == 0:
-        raise ConfigError("the training data yields no batch; use a smaller batch_size")
+    per_epoch = _batches_per_epoch(data, config)
     total = config.steps if config.steps is not None else config.epochs * per_epoch
     model.to(config.device)
     optimizer = _optimizer(model, config)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: dict[str, Any] = {"loss": [], "train_accuracy": [], "lr": []}
+    scorer = None if metric is None else as_metric(metric)
+    eval_key = "eval_accuracy" if scorer is None else "eval_metric"
     if eval_data is not None:
-        history["eval_accuracy"] = []
+        history[eval_key] = []
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     was_training = model.training
     started = time.perf_counter()
@@ -188,7 +204,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         record = {"event": "epoch", "epoch": epoch.index, "step": step, "total_steps": total,
                   "lr": lr, **epoch.summary()}
         if eval_data is not None:
-            record["eval_accuracy"] = evaluate(model, eval_data, device=config.device)
+            record[eval_key] = evaluate(model, eval_data, device=config.device) \
+                if scorer is None else scorer.value(model, _as_loader(eval_data, 128, False, 0))
         for key in history:
             history[key].append(record[key])
         if progress is not None:
@@ -208,6 +225,7 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if config.augment:
                 x = augment_batch(x, aug_gen)
             logits = model(x)
+            check_labels(y, logits.shape[1])
             loss = _loss(criterion, logits, y, config, teacher, x)
             if not torch.isfinite(loss):
                 raise ConfigError(
@@ -258,7 +276,7 @@ def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
 def finetune(model: nn.Module, train_data: Data, config: TrainConfig,
              progress: Progress | None = None, eval_data: Data | None = None,
              after_step: Callable[[nn.Module], None] | None = None,
-             teacher: nn.Module | None = None) -> dict[str, Any]:
+             teacher: nn.Module | None = None, metric: Any = None) -> dict[str, Any]:
     """Quantization-aware fine-tune: ``train`` on a (fake-)quantized model.
 
     Works on any ``nn.Module``: fake-quant wrappers are ordinary modules whose rounding has a
@@ -267,4 +285,4 @@ def finetune(model: nn.Module, train_data: Data, config: TrainConfig,
     arguments; ``search_finetune_config`` and ``final_finetune_config`` give the HAQ presets.
     """
     return train(model, train_data, config, progress=progress, eval_data=eval_data,
-                 after_step=after_step, teacher=teacher)
+                 after_step=after_step, teacher=teacher, metric=metric)

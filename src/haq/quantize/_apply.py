@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.utils.data import Dataset
 
+from haq.data import loader
 from haq.errors import ConfigError, DatasetError, PolicyError, UnsupportedModelError
 from haq.policy import LayerBits, Policy
 from haq.quantize._config import QuantConfig
@@ -61,6 +63,9 @@ def prepare_(model: nn.Module, names: Iterable[str],
     return model
 
 
+CALIBRATION_BATCH = 128
+
+
 def calibrate_(model: nn.Module, data: Iterable[Any],
                max_batches: int | None = DEFAULT_CALIBRATION_BATCHES) -> nn.Module:
     """Record every wrapped layer's input statistics once, running the model in float.
@@ -78,7 +83,9 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
     Args:
         model: a model with wrapped layers (``prepare_``); run in eval mode under no_grad and
             returned in the train/eval mode it had.
-        data: an iterable of input tensors or of ``(x, y, ...)`` batches (only ``x`` is used).
+        data: an iterable of input tensors or of ``(x, y, ...)`` batches (only ``x`` is used),
+            a DataLoader, or a torch Dataset (read in batches of ``CALIBRATION_BATCH``, in
+            order).
         max_batches: stop after this many batches; ``None`` uses them all.
 
     Raises:
@@ -93,6 +100,8 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
                                     or not isinstance(max_batches, int) or max_batches < 1):
         raise ConfigError(f"max_batches={max_batches!r} must be a positive integer or None")
     device = next(iter(layers.values())).weight.device
+    if isinstance(data, Dataset):  # samples, not batches: batch them
+        data = loader(data, CALIBRATION_BATCH)
     batches = iter(data)
     first = next(batches, None)
     if first is not None and any(m.quant_config.fold_bn for m in layers.values()):
@@ -153,7 +162,7 @@ def apply_policy_(model: nn.Module, policy: PolicyLike,
     Args:
         model: float or already-wrapped model.
         policy: a ``Policy`` or a mapping ``name -> LayerBits | (w_bits, a_bits)``.
-        calibration_data: input tensors or ``(x, y)`` batches; the first
+        calibration_data: input tensors, ``(x, y)`` batches, a DataLoader or a Dataset; the first
             ``DEFAULT_CALIBRATION_BATCHES`` are used. Needed before any layer quantizes its
             input, unless a calibrated state_dict is loaded afterwards.
         config: how to quantize; defaults to the config the model is already wrapped with, or

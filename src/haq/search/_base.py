@@ -25,12 +25,18 @@ if TYPE_CHECKING:
     from torch import nn
 
     from haq.cost import Budget, CostTable
+    from haq.metrics import Metric
     from haq.quantize import QuantConfig
 
 
 @dataclass
 class EvalResult:
-    """Score of one policy: held-out top-1 accuracy in percent, and how long it took."""
+    """Score of one policy on held-out data, and how long it took.
+
+    ``accuracy`` is the problem's metric as a score, higher is better: top-1 in percent by
+    default, the metric's value for a ``"max"`` metric, minus its value for a ``"min"`` one
+    (``problem.metric.from_score`` gives the value back).
+    """
 
     accuracy: float
     seconds: float = 0.0
@@ -52,7 +58,8 @@ class SearchProblem:
         space: allowed bits and pinned layers.
         evaluate: quantize + short recovery + score on the held-out split; ``None`` in
             cost-only problems (tests, oracles).
-        float_accuracy: held-out accuracy of the float model, the reward baseline.
+        float_accuracy: held-out score of the float model (see ``EvalResult``), the reward
+            baseline.
         model: the float reference model (sensitivity-based and training-based strategies).
         calibration: a few input batches (sensitivity, calibration); never the held-out split.
         train_data: training batches (x, y) for training-based strategies such as HGQ.
@@ -62,6 +69,8 @@ class SearchProblem:
             model + parameters, ``table_hash``); run journals and result policies record it.
         quant_config: the quantizer ``evaluate`` uses; re-scoring and the final test score
             quantize the same way (``QuantConfig()`` when ``None``).
+        metric: what ``evaluate``, re-scoring and the final test score measure
+            (``haq.metrics.Metric``; top-1 when ``None``).
     """
 
     specs: Sequence[LayerSpec]
@@ -76,6 +85,7 @@ class SearchProblem:
     heldout: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
     quant_config: QuantConfig | None = None
+    metric: Metric | None = None
 
 
 @dataclass

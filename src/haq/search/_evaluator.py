@@ -3,7 +3,8 @@
 Built once per search: the model is copied, wrapped (``prepare_``) and calibrated
 (``calibrate_``) a single time on training batches. Each episode then only sets bits
 (``set_policy_``: cached quantized weights, calibrated ranges reused), optionally runs a short
-recovery fine-tune on training data, and scores top-1 on the **held-out** split — never on
+recovery fine-tune on training data, and scores the problem's metric (top-1 unless the user
+gives one, ``haq.metrics``) on the **held-out** split — never on
 training batches, which the official code did (reference/haq.md section 6, defect 2).
 """
 
@@ -18,10 +19,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
+from haq.data import head, loader
 from haq.errors import ConfigError
-from haq.finetune import TrainConfig, evaluate, finetune, search_finetune_config
+from haq.finetune import TrainConfig, finetune, search_finetune_config
+from haq.metrics import as_metric
 from haq.policy import Policy
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, calibrate_, prepare_, set_policy_
 from haq.search._base import EvalResult
@@ -57,6 +60,8 @@ class EpisodeEvaluator:
         calibration_batches: batches of ``calibration`` used for the ranges.
         seed: base seed of each episode's fine-tune data order (mixed with the policy).
         batch_size: evaluation batch size.
+        metric: what is measured (``haq.metrics.as_metric``; top-1 by default); the result's
+            ``accuracy`` is its score (higher is better).
         bn_batches: before scoring, re-estimate batch-norm statistics of the quantized model
             on this many ``calibration`` batches (0 = keep the float model's statistics).
             Quantization shifts every layer's output distribution; the float statistics then
@@ -68,7 +73,7 @@ class EpisodeEvaluator:
                  train_data: Dataset | None = None, finetune_steps: int = 0,
                  finetune_config: TrainConfig | None = None, eval_samples: int | None = None,
                  calibration_batches: int = DEFAULT_CALIBRATION_BATCHES, seed: int = 0,
-                 batch_size: int = 500, bn_batches: int = 0) -> None:
+                 batch_size: int = 500, bn_batches: int = 0, metric: Any = None) -> None:
         if finetune_steps < 0:
             raise ConfigError(f"finetune_steps must be >= 0, got {finetune_steps}")
         if finetune_steps and train_data is None:
@@ -78,8 +83,8 @@ class EpisodeEvaluator:
         self.model = copy.deepcopy(model).eval()
         prepare_(self.model, [s.name for s in specs], quant_config or QuantConfig())
         calibrate_(self.model, calibration, calibration_batches)
-        self.heldout = heldout if eval_samples is None else Subset(
-            heldout, range(min(eval_samples, len(heldout))))  # type: ignore[arg-type]
+        self.heldout = head(heldout, eval_samples)
+        self.metric = as_metric(metric)
         self.train_data, self.finetune_steps, self.seed = train_data, finetune_steps, seed
         self.batch_size = batch_size
         if bn_batches < 0:
@@ -107,7 +112,7 @@ class EpisodeEvaluator:
                               seed=policy_seed(self.seed, policy))
                 history = finetune(self.model, self.train_data, cfg)
                 extra["finetune_loss"] = history["loss"][-1] if history.get("loss") else None
-            accuracy = evaluate(self.model, self.heldout, batch_size=self.batch_size)
+            accuracy = self.metric.score(self.model, loader(self.heldout, self.batch_size))
         finally:
             if restore is not None:
                 with torch.no_grad():

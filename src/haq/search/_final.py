@@ -13,8 +13,10 @@ from typing import Any
 
 from torch import nn
 
+from haq.data import loader
 from haq.errors import ConfigError
-from haq.finetune import evaluate, final_finetune_config, finetune
+from haq.finetune import final_finetune_config, finetune
+from haq.metrics import as_metric
 from haq.policy import Policy
 from haq.quantize import QuantConfig, apply_policy_
 from haq.search._base import SearchProblem
@@ -77,11 +79,13 @@ def final_model(problem: SearchProblem, policy: Policy, final: FinalConfig, *, s
 
 def final_scorer(problem: SearchProblem, test: Any, final: FinalConfig | None = None, *,
                  seed: int = 0) -> Any:
-    """policy -> top-1 (%) on ``test`` after ``final_model``; one scorer for every row."""
+    """policy -> the problem's metric on ``test`` after ``final_model`` (top-1 in percent by
+    default; a score, so minus the value for a ``"min"`` metric); one scorer for every row."""
     settings = final or FinalConfig()
+    metric = problem.metric or as_metric(None)
 
     def score(policy: Policy) -> float:
         quantized, _ = final_model(problem, policy, settings, seed=seed)
-        return float(evaluate(quantized, test))
+        return metric.score(quantized, loader(test, 128))
 
     return score

@@ -19,8 +19,9 @@ from haq.search._base import SearchProblem, SearchResult
 from haq.specs import LayerSpec
 
 # result.extra keys copied into result.json (test_* are on the test split, the rest held-out)
+# (scores of the run's metric; "quality" names it and gives its own values)
 _EXTRA = ("float_accuracy", "w8a8_accuracy", "test_accuracy", "float_test_accuracy",
-          "final_finetune")
+          "final_finetune", "quality", "test_split")
 
 
 def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable, *,

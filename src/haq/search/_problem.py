@@ -13,15 +13,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 import numpy as np
 from torch import nn
-from torch.utils.data import Subset
 
 from haq.cost import Budget, CostModel, CostTable, check_feasible
-from haq.data import DataSplits, check_fits, loader
+from haq.data import DataSplits, as_splits, check_fits, first_batch, head, loader, size_of
 from haq.errors import ConfigError
-from haq.finetune import evaluate
+from haq.metrics import TOP1, as_metric
 from haq.policy import BitSpace
 from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig
 from haq.search._base import SearchProblem
@@ -88,7 +88,7 @@ def resolve_model(model: nn.Module | str) -> tuple[nn.Module, str]:
     return model, type(model).__name__
 
 
-def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
+def resolve_inputs(model: nn.Module | str, data: Any, seed: int = 0
                    ) -> tuple[nn.Module | str, str | None, DataSplits]:
     """(model, its name if known, splits). A zoo name with ``data="synthetic"`` becomes the
     built model plus synthetic data of its input shape labelled by its own predictions (random
@@ -109,16 +109,10 @@ def resolve_inputs(model: nn.Module | str, data: DataSplits | str, seed: int = 0
     return model, None, resolve_data(data)
 
 
-def resolve_data(data: DataSplits | str) -> DataSplits:
-    """``DataSplits`` from itself or a dataset name."""
-    if isinstance(data, str):
-        from haq.data import load
-
-        return load(data)
-    if not isinstance(data, DataSplits):
-        raise ConfigError("data must be a haq.data.DataSplits or a dataset name "
-                          "(fashion-mnist, digits, synthetic)")
-    return data
+def resolve_data(data: Any) -> DataSplits:
+    """``DataSplits`` from anything ``haq.data.as_splits`` takes: itself, a dataset name, an
+    image folder, ``file.py:factory``, or a dict/tuple of Datasets or DataLoaders."""
+    return as_splits(data)
 
 
 def resolve_table(cost_model: CostModel | CostTable | str, specs: Sequence[LayerSpec],
@@ -160,20 +154,24 @@ def resolve_space(space: BitSpace | None, preset: str, pin_ends: bool | None,
     return space
 
 
-def build_problem(model: nn.Module | str, data: DataSplits | str,
+def build_problem(model: nn.Module | str, data: Any,
                   cost_model: CostModel | CostTable | str,
                   budgets: Sequence[Budget] | Mapping[str, str], *,
                   specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
                   quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
                   seed: int = 0, preset: str = "default", pin_ends: bool | None = None,
-                  model_name: str | None = None) -> SearchProblem:
+                  model_name: str | None = None, metric: Any = None) -> SearchProblem:
     """The search problem: everything a strategy may use, built once from the user's inputs.
 
     Args:
         model: a float ``nn.Module`` or a zoo model name (loaded with its trained weights).
-        data: ``DataSplits`` or a dataset name; policies are scored on ``heldout``, calibrated
-            and fine-tuned on ``train``; ``test`` is never put into the problem. A zoo name
-            with ``"synthetic"`` gets images of its input shape labelled by its own float
+        data: ``DataSplits``, a dataset name, an image folder, ``"file.py:factory"``, or a
+            dict ``{"train": ..., "heldout": ..., "test": ...}`` / tuple of torch Datasets
+            (map-style or iterable) or DataLoaders (``haq.data.as_splits``); policies are
+            scored on ``heldout``, calibrated and fine-tuned on ``train``; ``test`` is never
+            put into the problem. An iterable split or a DataLoader is read in its own order:
+            calibration takes its first batches, scoring its first ``evaluation.samples``. A
+            zoo name with ``"synthetic"`` gets images of its input shape labelled by its own float
             predictions (``zoo_on_synthetic``; random weights if it ships none).
         cost_model: a ``CostModel``, a registered name (``"bismo-edge"``) or a ``CostTable``.
         budgets: ``Budget`` objects or ``{metric: text}`` such as ``{"latency": "0.5x"}``.
@@ -187,6 +185,8 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
             layers are pinned at 8 bits.
         pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
         model_name: name recorded in the provenance (default: the zoo name or class name).
+        metric: what policies are scored by (``haq.metrics.as_metric``: ``None`` = top-1, a
+            function ``(model, loader) -> float``, a ``Metric``, ``"file.py:function"``).
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
@@ -195,34 +195,39 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
+    scorer = as_metric(metric)
     given, name, splits = resolve_inputs(model, data, seed)
     net, resolved_name = resolve_model(given)
     model_name = model_name or name or resolved_name
     check_fits(net, splits)
-    specs = list(specs) if specs is not None else extract_specs(net, splits.train[0][0][None])
+    specs = list(specs) if specs is not None else extract_specs(net,
+                                                                first_batch(splits.train)[0][:1])
     budget_list = resolve_budgets(budgets)
     table = resolve_table(cost_model, specs, budget_list)
     space = resolve_space(space, preset, pin_ends, specs)
     check_feasible(table, budget_list, space, specs)
     quant_config = quant_config or QuantConfig.preset(preset)
-    samples = len(splits.heldout) if evaluation.samples is None else min(
-        evaluation.samples, len(splits.heldout))
-    heldout = Subset(splits.heldout, range(samples))
+    size = size_of(splits.heldout)
+    samples = evaluation.samples if size is None or evaluation.samples is None \
+        else min(evaluation.samples, size)
+    heldout = head(splits.heldout, samples)
     calibration = list(islice(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed),
                               DEFAULT_CALIBRATION_BATCHES))  # draw only the batches kept
     batch = eval_batch_size(splits.input_shape)
     evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
                                  quant_config=quant_config, train_data=splits.train,
                                  finetune_steps=evaluation.finetune_steps, seed=seed,
-                                 batch_size=batch)
-    float_accuracy = evaluate(net, heldout, batch_size=batch)
+                                 batch_size=batch, metric=scorer)
+    float_accuracy = scorer.score(net, loader(heldout, batch))
     provenance = {
         "model": model_name, "dataset": splits.name, "cost_model": table.source,
         "table_hash": table_hash(table), "units": dict(table.units),
         "budgets": [b.describe() for b in budget_list], "quant_config": quant_config.to_dict(),
         "eval_samples": samples, "finetune_steps": evaluation.finetune_steps, "seed": seed,
     }
+    if scorer is not TOP1:  # runs scored by top-1 keep the identity they always had
+        provenance["quality_metric"] = scorer.describe()
     return SearchProblem(specs, table, budget_list, space, evaluate=evaluator,
                          float_accuracy=float_accuracy, model=net, calibration=calibration,
                          train_data=splits.train, heldout=splits.heldout,
-                         provenance=provenance, quant_config=quant_config)
+                         provenance=provenance, quant_config=quant_config, metric=scorer)

@@ -97,7 +97,8 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: RescoreConfi
                 evaluator = EpisodeEvaluator(
                     problem.model, problem.specs, heldout=problem.heldout,
                     calibration=problem.calibration, quant_config=_quant_config(problem),
-                    train_data=problem.train_data, finetune_steps=settings.steps, seed=seed)
+                    train_data=problem.train_data, finetune_steps=settings.steps, seed=seed,
+                    metric=problem.metric)
             outcome = evaluator(policy_from_record(problem.specs, record))
             entry = {"episode": record["episode"], "policy": record["policy"],
                      "reward": record["reward"], "episode_accuracy": record["accuracy"],

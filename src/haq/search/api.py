@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from haq.cost import Budget, CostModel, CostTable
-from haq.data import DataSplits
-from haq.finetune import evaluate
+from haq.data import DataSplits, loader
+from haq.metrics import as_metric
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
 from haq.runs import RunLayout, atomic_write, check_run_dir, claim
@@ -85,19 +85,24 @@ def _configs(legacy: dict[str, Any], evaluation: EvalConfig | None, final: Final
     return groups["evaluation"], groups["final"], groups["rescore"]
 
 
-def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel | CostTable | str,
+def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable | str,
            budgets: Sequence[Budget] | Mapping[str, str], strategy: str = "haq", *,
            specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
            quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
            rescore: RescoreConfig | None = None, final: FinalConfig | None = None,
            episodes: int | None = None, seed: int = 0, run_dir: str | Path | None = None,
            resume: bool = False, preset: str = "default", pin_ends: bool | None = None,
-           progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
+           progress: Progress | None = None, metric: Any = None,
+           **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
 
     Args:
         model, data, cost_model, budgets, specs, space, quant_config, evaluation, seed, preset,
-            pin_ends: the problem, as for ``build_problem``.
+            pin_ends, metric: the problem, as for ``build_problem``. ``data`` may be a
+            dataset name, an image folder, ``file.py:factory``, ``DataSplits`` or a dict /
+            tuple of torch Datasets or DataLoaders; ``metric`` a function ``(model, loader)
+            -> float`` (with ``haq.metrics.Metric(fn, name, mode="min")`` when lower is
+            better) that replaces top-1 in the reward, the leaderboard and the report.
         strategy: a registered strategy (``haq``, ``random``, ``uniform``, ...).
         rescore: re-rank the best distinct policies after a short recovery fine-tune each
             (``RescoreConfig(top, steps)``; off by default).
@@ -116,7 +121,9 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     Returns:
         The strategy's result (``seconds`` and ``evaluations`` measured by ``run_strategy``);
         ``extra`` holds ``float_accuracy`` and ``w8a8_accuracy`` (held-out), ``test_accuracy``
-        of the chosen policy (after the final fine-tune if any) and ``float_test_accuracy``.
+        of the chosen policy (after the final fine-tune if any) and ``float_test_accuracy``
+        (all scores of the metric: top-1 by default; ``extra["quality"]`` names the metric
+        and gives its own values, un-negated for a ``"min"`` metric).
         With ``run_dir``, the directory also gets ``specs.json``, ``cost_table.json``,
         ``best_policy.json`` and ``result.json`` for ``haq report``.
 
@@ -131,7 +138,7 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
     problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
-                            preset=preset, pin_ends=pin_ends, model_name=name)
+                            preset=preset, pin_ends=pin_ends, model_name=name, metric=metric)
     if strategy == "haq":
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
@@ -149,21 +156,25 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         if problem.evaluate is not None:
             w8a8 = Policy.uniform(problem.specs, 8, 8)
             result.extra["w8a8_accuracy"] = problem.evaluate(w8a8).accuracy
-        result.extra.update(_test_scores(problem, splits.test, result.best, final, seed, path))
+        result.extra.update(_test_scores(problem, splits, result.best, final, seed, path))
+        result.extra["quality"] = quality_summary(problem, result)
         if path is not None:
             write_outputs(path, result, problem, strategy, seed)
     return result
 
 
-def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: FinalConfig,
+def _test_scores(problem: SearchProblem, splits: DataSplits, policy: Policy, final: FinalConfig,
                  seed: int, path: Path | None) -> dict[str, Any]:
-    """Test top-1 of the chosen policy (fine-tuned if ``final`` says so) and of the float
+    """Test score of the chosen policy (fine-tuned if ``final`` says so) and of the float
     model; the only use of the test split. A fine-tuned model is saved into the run."""
     quantized, history = final_model(problem, policy, final, seed=seed)
-    batch = eval_batch_size(test[0][0].shape)
-    out: dict[str, Any] = {"test_accuracy": evaluate(quantized, test, batch_size=batch)}
+    metric = problem.metric or as_metric(None)
+    test = loader(splits.test, eval_batch_size(splits.input_shape))
+    out: dict[str, Any] = {"test_accuracy": metric.score(quantized, test)}
     if problem.model is not None:
-        out["float_test_accuracy"] = evaluate(problem.model, test, batch_size=batch)
+        out["float_test_accuracy"] = metric.score(problem.model, test)
+    if splits.test_source != "test":
+        out["test_split"] = splits.test_source
     if final.trains:
         out["final_finetune"] = {**final.to_dict(), "loss": history.get("loss")}
         if path is not None:
@@ -171,3 +182,15 @@ def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: Final
             atomic_write(RunLayout(path).final_model,
                          lambda handle: torch.save(buffer, handle))
     return out
+
+
+def quality_summary(problem: SearchProblem, result: SearchResult) -> dict[str, Any]:
+    """The metric's name and mode, and its own values (not scores) for the best policy, the
+    float model and W8A8, held-out and test."""
+    metric = problem.metric or as_metric(None)
+    keys = {"best": result.best_accuracy, "float": result.extra.get("float_accuracy"),
+            "w8a8": result.extra.get("w8a8_accuracy"),
+            "test": result.extra.get("test_accuracy"),
+            "float_test": result.extra.get("float_test_accuracy")}
+    return {**metric.describe(),
+            **{k: None if v is None else metric.from_score(float(v)) for k, v in keys.items()}}

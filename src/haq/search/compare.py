@@ -22,6 +22,7 @@ from typing import Any
 
 from haq.cost import budgets_met
 from haq.errors import ConfigError, HaqError
+from haq.metrics import TOP1
 from haq.policy import LayerBits, Policy
 from haq.runs import atomic_write_text
 from haq.search._base import Progress, SearchProblem, SearchResult
@@ -40,7 +41,8 @@ class Entry:
     Attributes:
         name: strategy name, or ``W{b}A{b}`` for a uniform point.
         kind: ``"strategy"`` or ``"uniform"``.
-        accuracy: final top-1 (%) from ``final_score`` (or the search's own score).
+        accuracy: final score from ``final_score`` (or the search's own score): top-1 (%)
+            by default, else the problem's metric as a score (``Comparison.value``).
         search_accuracy: the best accuracy the search itself measured, if any.
         costs: every metric of the cost table, in ``Comparison.units``.
         feasible: whether every budget holds.
@@ -74,6 +76,21 @@ class Comparison:
     units: dict[str, str]
     float_accuracy: float | None
     entries: list[Entry]
+    quality: dict[str, str] = field(default_factory=lambda: {"name": "top1", "mode": "max",
+                                                             "unit": "%"})
+
+    def value(self, score: float | None) -> float | None:
+        """The metric's own value of an entry's score (scores of a "min" metric are negated
+        so that higher is better everywhere inside haq)."""
+        if score is None:
+            return None
+        return score if self.quality["mode"] == "max" else -score
+
+    def label(self, prefix: str = "") -> str:
+        """Column title of the metric: ``accuracy (%)`` for top-1."""
+        name = "accuracy" if self.quality["name"] == "top1" else self.quality["name"]
+        unit = f" ({self.quality['unit']})" if self.quality.get("unit") else ""
+        return f"{prefix}{name}{unit}"
 
     def strategies(self) -> list[Entry]:
         return [e for e in self.entries if e.kind == "strategy"]
@@ -83,13 +100,13 @@ class Comparison:
 
     def columns(self) -> list[str]:
         metrics = [f"{m} ({self.units[m]})" for m in self.units]
-        return ["name", "kind", "accuracy (%)", "search accuracy (%)", *metrics, "feasible",
+        return ["name", "kind", self.label(), self.label("search "), *metrics, "feasible",
                 "search time (s)", "final time (s)", "evaluations", "error"]
 
     def rows(self) -> list[list[Any]]:
         out = []
         for e in self.entries:
-            out.append([e.name, e.kind, e.accuracy, e.search_accuracy,
+            out.append([e.name, e.kind, self.value(e.accuracy), self.value(e.search_accuracy),
                         *(e.costs.get(m) for m in self.units), e.feasible,
                         round(e.search_seconds, 3), round(e.final_seconds, 3), e.evaluations,
                         e.error or ""])
@@ -114,7 +131,8 @@ class Comparison:
 
         budgets = ", ".join(f"{m} <= {v:.4g} {self.units.get(m, '')}".rstrip()
                             for m, v in self.budget_limits.items())
-        float_text = f"Float accuracy (held-out split): {cell(self.float_accuracy)} %."
+        float_text = (f"Float {self.label()} (held-out split): "
+                      f"{cell(self.value(self.float_accuracy))}.")
         lines = [f"Budgets: {budgets}. {float_text}", "",
                  "| " + " | ".join(self.columns()) + " |",
                  "|" + "---|" * len(self.columns())]
@@ -124,7 +142,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"budget_metric": self.budget_metric, "budget_limits": self.budget_limits,
                 "units": self.units, "float_accuracy": self.float_accuracy,
-                "entries": [asdict(e) for e in self.entries]}
+                "quality": self.quality, "entries": [asdict(e) for e in self.entries]}
 
 
 def _feasible(problem: SearchProblem, costs: Mapping[str, float]) -> bool:
@@ -238,7 +256,7 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
     limits = {b.metric: float(b.resolve(problem.table)) for b in problem.budgets}
     return Comparison(budget_metric=problem.budgets[0].metric, budget_limits=limits,
                       units=dict(problem.table.units), float_accuracy=problem.float_accuracy,
-                      entries=entries)
+                      entries=entries, quality=(problem.metric or TOP1).describe())
 
 
 def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:
@@ -273,7 +291,9 @@ def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:
         top = max([*every, comparison.float_accuracy or 0.0])
         ax.set_ylim(max(min(every) - 2.0, min(accs) - 8.0), top + 1.0)
     ax.set_xlabel(f"{metric} ({comparison.units.get(metric, '')})")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel("top-1 accuracy (%)" if comparison.quality["name"] == "top1"
+                  else f"{comparison.quality['name']} score ({comparison.quality['mode']}imised;"
+                  " higher is better)")
     ax.set_title(title or f"accuracy vs {metric}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
