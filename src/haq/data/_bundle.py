@@ -86,6 +86,8 @@ def _from_collection(data: Any, name: str) -> DataSplits:
             f"data must be a dataset name, an image folder, file.py:factory, DataSplits, a "
             f"dict {{'train': ..., 'heldout': ..., 'test': ...}} or a (train, heldout[, test]) "
             f"tuple; got {type(data).__name__}")
+    for key, value in parts.items():
+        _check_split(key, value)
     missing = [k for k in ("train", "heldout") if k not in parts]
     if missing:
         raise ConfigError(f"the data has no {' or '.join(missing)} split; give train (to "
