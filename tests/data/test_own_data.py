@@ -81,7 +81,7 @@ def test_folder_errors_name_the_problem(tmp_path, digits_folder, make_folder) ->
     (bad / "train" / "0" / "0.png").write_bytes(b"not a png")
     with pytest.raises(DatasetError, match=r"cannot read image .*0\.png"):
         image_folder(bad)
-    with pytest.raises(ConfigError, match="mean needs 1 or 3 values"):
+    with pytest.raises(ConfigError, match=r"mean needs 1 or 3 values \(RGB\), got 2"):
         image_folder(bad, mean=[0.1, 0.2])
 
 

@@ -44,8 +44,8 @@ class ImageTransform:
         for name in ("mean", "std"):
             values = getattr(self, name)
             if values is not None and len(values) not in (1, channels):
-                raise ConfigError(f"{name} needs 1 or {channels} values (one per channel), got "
-                                  f"{len(values)}")
+                wanted = "1 value (grayscale)" if channels == 1 else "1 or 3 values (RGB)"
+                raise ConfigError(f"{name} needs {wanted}, got {len(values)}")
         if self.std is not None and min(self.std) <= 0:
             raise ConfigError(f"std values must be > 0, got {list(self.std)}")
 
