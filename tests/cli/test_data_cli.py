@@ -121,6 +121,12 @@ def test_search_on_a_folder_with_a_min_metric(haq, tmp_path) -> None:
     # journal scores are minus the metric; the best policy is the one with the lowest value
     assert quality["best"] == -max(r["accuracy"] for r in journal)
     assert "mean_logit (minimised)" in out
+    code, out = haq("report", "run")
+    assert code in (0, None), out
+    page = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "| policy | held-out mean_logit | test mean_logit |" in page
+    assert f"| best policy | {quality['best']:.4g} | {quality['test']:.4g} |" in page
+    assert "scored by the metric `mean_logit` (minimised)" in page
 
 
 @pytest.mark.slow

@@ -36,8 +36,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _summary_table(rows: Sequence[SummaryRow], metrics: Sequence[str],
-                   units: Mapping[str, str]) -> list[str]:
-    head = ["policy", "held-out acc (%)", "test acc (%)"] + [f"{m} ({units[m]})" for m in metrics]
+                   units: Mapping[str, str], quality: str = "acc (%)") -> list[str]:
+    head = ["policy", f"held-out {quality}", f"test {quality}"] + [f"{m} ({units[m]})"
+                                                                   for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.name, _fmt(row.accuracy), _fmt(row.test_accuracy)]
@@ -62,7 +63,7 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
                  metric: str, rows: Sequence[SummaryRow] = (),
                  history: Sequence[Mapping[str, Any]] = (), title: str = "haq search report",
                  notes: Sequence[str] = (), summary_units: Mapping[str, str] | None = None,
-                 space: BitSpace | None = None) -> Path:
+                 space: BitSpace | None = None, quality: str | None = None) -> Path:
     """Write ``report.md`` and its figures into ``out_dir``; return the page's path.
 
     Args:
@@ -76,6 +77,8 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
         summary_units: metric -> unit of the summary columns (default: the table's metrics).
         space: the bits the search could choose; named on the page, and the bit chart is
             ticked at its candidates only.
+        quality: how the summary's score columns are titled (default ``acc (%)``; the
+            user's metric name when the search scored with one).
     """
     out_dir = Path(out_dir)
     full = Policy.uniform(specs, 8, 8)
@@ -88,7 +91,8 @@ def write_report(out_dir: Path, *, specs: Sequence[LayerSpec], table: CostTable,
         notes = [*notes, f"allowed bits: {space.describe()}"]
     lines = [f"# {title}", ""] + [f"- {n}" for n in notes] + [""]
     units = dict(summary_units) if summary_units is not None else dict(table.units)
-    lines += ["## Summary", ""] + _summary_table(rows, list(units), units) + [""]
+    lines += ["## Summary", ""] + _summary_table(rows, list(units), units,
+                                                 quality or "acc (%)") + [""]
     lines += ["## Per-layer bit widths", "",
               "Weight bits point up, input-activation bits down; colour marks the layer role "
               "(depthwise, pointwise 1x1, other conv, linear).", "", "![bits](bits.png)", ""]

@@ -33,6 +33,25 @@ def _best_from_journal(history: list[dict[str, Any]], specs: list[LayerSpec]) ->
     return policy_from_record(specs, max(done, key=lambda h: h["reward"]))
 
 
+def _quality_values(result: dict[str, Any]) -> dict[str, Any]:
+    """The summary's score cells: the metric's own values from ``quality`` when a run has it,
+    else the top-1 fields of older runs."""
+    quality = result.get("quality")
+    if quality:
+        return {k: quality.get(k) for k in ("float", "float_test", "w8a8", "best", "test")}
+    return {"float": result.get("float_accuracy"), "float_test": result.get("float_test_accuracy"),
+            "w8a8": result.get("w8a8_accuracy"), "best": result.get("best_accuracy"),
+            "test": result.get("test_accuracy")}
+
+
+def _quality_label(result: dict[str, Any]) -> str | None:
+    quality = result.get("quality")
+    if not quality or quality.get("name") == "top1":
+        return None
+    unit = f" ({quality['unit']})" if quality.get("unit") else ""
+    return f"{quality['name']}{unit}"
+
+
 def _rescore_notes(layout: RunLayout) -> list[str]:
     """One line per re-ranked candidate (``rescore.jsonl``), if the search re-ranked."""
     entries = Journal(layout.rescore).read(repair=False)
@@ -86,12 +105,13 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         raise RunError(f"{run_dir} has no finished episode yet; nothing to report")
 
     size = get("size").table(specs)
-    rows = [SummaryRow("float", result.get("float_accuracy"),
+    scores = _quality_values(result)
+    rows = [SummaryRow("float", scores["float"],
                        {"size": size.evaluate(Policy.uniform(specs, None, None))["size"]},
-                       result.get("float_test_accuracy"))]
+                       scores["float_test"])]
     for name, pol, acc, test in (
-            ("W8A8", Policy.uniform(specs, 8, 8), result.get("w8a8_accuracy"), None),
-            ("best policy", policy, result.get("best_accuracy"), result.get("test_accuracy"))):
+            ("W8A8", Policy.uniform(specs, 8, 8), scores["w8a8"], None),
+            ("best policy", policy, scores["best"], scores["test"])):
         costs = {**table.evaluate(pol), **size.evaluate(pol)}
         rows.append(SummaryRow(name, acc, costs, test))
     metric = result.get("metric") or _budgeted_metric(meta, table.metrics)
@@ -99,6 +119,10 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
              f"budgets: {', '.join(result.get('budgets', [])) or 'see meta.json'}",
              f"episodes journalled: {len(history)}"]
     notes += _rescore_notes(layout)
+    quality = result.get("quality")
+    if quality and quality.get("name") != "top1":
+        notes.append(f"scored by the metric `{quality['name']}` ({quality['mode']}imised); the "
+                     "search curves show its score (minus the value for a min metric)")
     if result.get("command"):
         notes.append(f"command: `{result['command']}`")
     space_dict = result.get("space") or meta.get("identity", {}).get("space")
@@ -107,4 +131,4 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     return write_report(out, specs=specs, table=table, policy=policy, metric=metric, rows=rows,
                         history=history, title=f"haq report: {meta.get('model', run_dir.name)}",
                         notes=notes, summary_units={**table.units, **size.units},
-                        space=space)
+                        space=space, quality=_quality_label(result))
