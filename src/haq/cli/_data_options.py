@@ -102,7 +102,7 @@ def data_choice(dataset: str | None = None, data: str | None = None, resize: str
     size = _floats("--resize", resize)
     if size is not None and (len(size) != 2 or min(size) < 1 or any(v % 1 for v in size)):
         raise ConfigError(f"--resize {resize!r} must be two positive integers H,W, e.g. 32,32")
-    folder = {"resize": None if size is None else (int(size[0]), int(size[1])),
+    folder: dict[str, Any] = {"resize": None if size is None else (int(size[0]), int(size[1])),
               "mean": _floats("--mean", mean), "std": _floats("--std", std),
               "grayscale": grayscale}
     ImageTransform(**folder)  # malformed --mean/--std are refused before any loading

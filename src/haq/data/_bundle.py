@@ -140,7 +140,7 @@ def image_folder(root: str | os.PathLike[str], *, resize: tuple[int, int] | None
     """
     transform = ImageTransform(grayscale, tuple(resize) if resize else None,  # type: ignore[arg-type]
                                tuple(mean) if mean else None, tuple(std) if std else None)
-    train, heldout, test, classes = folder_splits(root, transform)
+    train, heldout, test, classes = folder_splits(Path(root), transform)
     splits = from_parts(train, heldout, test, name=Path(root).name or "images", classes=classes)
     return splits
 

@@ -92,7 +92,7 @@ def check_fits(model: nn.Module, splits: DataSplits) -> None:
         raise DatasetError(f"the model returns {shape} for one {splits.name} sample; haq "
                            "needs a classifier returning (batch, classes) logits")
     classes = out.shape[1]
-    splits_seen = []
+    splits_seen: list[Any] = []
     for split in ("train", "heldout", "test"):
         data = getattr(splits, split)
         if any(data is seen for seen in splits_seen):

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from haq.data import head, loader
 from haq.errors import ConfigError
@@ -48,7 +48,8 @@ class EpisodeEvaluator:
     Args:
         model: the float model; it is copied, never modified.
         specs: the quantizable layers (their names are wrapped).
-        heldout: the split that scores policies; the search never trains on it.
+        heldout: the split that scores policies (a Dataset, iterable or not, or a
+            DataLoader); the search never trains on it.
         calibration: input batches for activation ranges (from the training split).
         quant_config: how to fake-quantize; ``QuantConfig()`` if omitted.
         train_data: training split for the recovery fine-tune (needed if ``finetune_steps``).
@@ -68,9 +69,9 @@ class EpisodeEvaluator:
             misnormalise it, which the post-training proxy charges to the policy.
     """
 
-    def __init__(self, model: nn.Module, specs: Sequence[LayerSpec], *, heldout: Dataset,
+    def __init__(self, model: nn.Module, specs: Sequence[LayerSpec], *, heldout: Any,
                  calibration: Any, quant_config: QuantConfig | None = None,
-                 train_data: Dataset | None = None, finetune_steps: int = 0,
+                 train_data: Dataset | DataLoader | None = None, finetune_steps: int = 0,
                  finetune_config: TrainConfig | None = None, eval_samples: int | None = None,
                  calibration_batches: int = DEFAULT_CALIBRATION_BATCHES, seed: int = 0,
                  batch_size: int = 500, bn_batches: int = 0, metric: Any = None) -> None:

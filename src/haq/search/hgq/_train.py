@@ -18,7 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from torch import nn
+from torch.utils.data import IterableDataset
 
+from haq.data import loader
 from haq.errors import ConfigError
 from haq.search.hgq._layers import HgqLayer, f_parameters, sum_f
 
@@ -120,6 +122,9 @@ def split_batches(data: Any, val_fraction: float, batch_size: int) -> Batches:
         x, y = data
     elif hasattr(data, "tensors") and len(data.tensors) >= 2:  # TensorDataset
         x, y = data.tensors[0], data.tensors[1]
+    elif isinstance(data, IterableDataset):  # a stream of samples, batched in its order
+        batches = [(b[0], b[1]) for b in loader(data, batch_size)]
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, list):
         pairs = [data[i] for i in range(len(data))]
         x = torch.stack([torch.as_tensor(p[0]) for p in pairs])

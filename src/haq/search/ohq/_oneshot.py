@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import IterableDataset
 
+from haq.data import head, loader
 from haq.errors import ConfigError
 from haq.policy import policy_from_bits
 from haq.search._base import Progress, SearchProblem, SearchResult, Strategy
@@ -40,6 +42,8 @@ def labelled_batches(data: Any, count: int, batch_size: int = 128) -> list[tuple
         x, y = data.tensors[0], data.tensors[1]
         n = min(len(x), count * batch_size)
         return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    if isinstance(data, IterableDataset):  # a stream of samples: batch its first ones
+        data = loader(head(data, count * batch_size), batch_size)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(
             data, list | tuple):
         n = min(len(data), count * batch_size)
