@@ -127,3 +127,13 @@ def test_without_the_export_extra_onnx_names_the_missing_package(tmp_path) -> No
         "['packed']",
         "format 'onnx' needs the package 'onnx'; install the export extra: pip install "
         "'haq[export]'"]
+
+
+def test_parity_reads_a_dataset_in_batches_like_a_loader(tmp_path) -> None:
+    model = quantized(W8A8)
+    path = haq.export.export(model, W8A8, "packed", tmp_path / "m.safetensors",
+                             example_input=data()[0][0])
+    x, y = data(300)[0]
+    from_dataset = check_parity(path, model, torch.utils.data.TensorDataset(x, y))
+    from_batches = check_parity(path, model, [(x[:250], y[:250]), (x[250:], y[250:])])
+    assert from_dataset == from_batches and from_dataset.images == 300

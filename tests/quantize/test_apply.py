@@ -227,3 +227,13 @@ def test_prepare_keeps_the_config_of_a_wrapped_model(net, batches) -> None:
     prepare_(net, ["stem"], config)
     prepare_(net, ["stem", "dw"])  # no config: the model's own
     assert net.dw.quant_config == config
+
+
+def test_a_dataset_calibrates_like_its_batches(net_factory, batches) -> None:
+    """A torch Dataset of samples is batched for calibration (128 per batch, in order)."""
+    x = torch.cat(batches)
+    samples = torch.utils.data.TensorDataset(x, torch.zeros(len(x), dtype=torch.int64))
+    from_dataset = apply_policy_(net_factory(0), _uniform(4, 4), samples)
+    from_batches = apply_policy_(net_factory(0), _uniform(4, 4), [x])
+    probe = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(_out(from_dataset, probe), _out(from_batches, probe))

@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from haq.data import loader as batches
 from haq.errors import DatasetError, ExportError
 from haq.export._registry import get_format
 
@@ -80,6 +82,9 @@ def detect_format(path: str | Path) -> str:
     return props["haq.format"]
 
 
+PARITY_BATCH = 250
+
+
 def check_parity(exported: str | Path, model: nn.Module, loader: Iterable[Any], *,
                  format: str | None = None, max_batches: int | None = None) -> ParityReport:
     """Compare an exported file with the quantized ``model`` on ``loader``'s ``(x, y)`` batches.
@@ -87,12 +92,15 @@ def check_parity(exported: str | Path, model: nn.Module, loader: Iterable[Any], 
     Args:
         exported: the file ``haq.export`` wrote.
         model: haq's quantized model it was exported from (fine-tuned weights included).
-        loader: batches of ``(inputs, labels)``.
+        loader: batches of ``(inputs, labels)``: a DataLoader or any iterable of them, or a
+            torch Dataset (read in batches of ``PARITY_BATCH``, in order).
         format: the file's format; read from the file if omitted.
         max_batches: stop after this many batches.
     """
     name = format or detect_format(exported)
     run = get_format(name).load(Path(exported), model)
+    if isinstance(loader, Dataset):  # samples, not batches
+        loader = batches(loader, PARITY_BATCH)
     was_training = model.training
     model.eval()
     images = same = right_ref = right_out = 0
