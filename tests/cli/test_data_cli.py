@@ -155,3 +155,12 @@ def test_apply_finetune_export_take_the_folder_and_metric(haq, tmp_path) -> None
     code, out = haq("export", "resnet20-fmnist", "p.json", "--format", "packed", "--out",
                     "m2.haq", "--dataset", "digits", *folder)
     assert code == 2 and "not both" in out, out
+    code, out = haq("compare", "resnet20-fmnist", "--hardware", "bismo-edge", "--latency", "0.5",
+                    "--strategies", "random", "--episodes", "2", "--finetune-epochs", "0",
+                    "--eval-samples", "16", "--out", "cmp", *folder, "--metric",
+                    "metrics.py:mean_logit", "--metric-mode", "min")
+    assert code in (0, None), out
+    table = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| name | kind | mean_logit | search mean_logit |" in table
+    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert saved["quality"] == {"name": "mean_logit", "mode": "min", "unit": ""}
