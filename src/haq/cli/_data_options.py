@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-DATA = typer.Option(None, "--data", help="your data: an image folder DIR (DIR/train/<class>/*, "
+DATA = typer.Option(None, "--data", metavar="DIR|FILE.py:FN",
+                    help="your data: an image folder DIR (DIR/train/<class>/*, "
                     "DIR/val/<class>/*, optional DIR/test) or path/to/file.py:factory returning "
                     "{'train':, 'heldout':, 'test':} Datasets/DataLoaders; instead of --dataset")
 RESIZE = typer.Option(None, "--resize", metavar="H,W",
