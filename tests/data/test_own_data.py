@@ -165,3 +165,9 @@ def test_bad_collections_are_refused() -> None:
         as_splits(42)
     with pytest.raises(ConfigError, match="an image folder"):
         as_splits("no-such-dataset")
+
+
+def test_a_string_is_a_builtin_name_first_then_a_folder(digits_folder, monkeypatch) -> None:
+    monkeypatch.chdir(digits_folder.parent)  # a folder named "digits" in the working directory
+    assert as_splits("digits").name == "digits" and len(as_splits("digits").train) > 1000
+    assert len(as_splits("./digits").train) == 120  # the folder, by its path

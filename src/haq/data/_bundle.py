@@ -149,9 +149,11 @@ def as_splits(data: Any) -> DataSplits:
     """``DataSplits`` from whatever the user gave.
 
     Accepts a ``DataSplits``; a dataset name (``fashion-mnist``, ``digits``, ``synthetic``); an
-    image folder path (``image_folder`` with its defaults); ``"file.py:factory"``
-    (``from_factory``); a dict ``{"train": ..., "heldout": ... (or "val"), "test": ...}`` or a
-    ``(train, heldout[, test])`` tuple of Datasets (map-style or iterable) or DataLoaders.
+    image folder path (``image_folder`` with its defaults; a built-in name wins over a folder
+    of the same name, so pass ``image_folder("digits")`` or ``"./digits"`` for that);
+    ``"file.py:factory"`` (``from_factory``); a dict ``{"train": ..., "heldout": ... (or
+    "val"), "test": ...}`` or a ``(train, heldout[, test])`` tuple of Datasets (map-style or
+    iterable) or DataLoaders.
     Without a test split the held-out split stands in for it (``test_source == "heldout"``).
     """
     if isinstance(data, DataSplits):
@@ -160,9 +162,12 @@ def as_splits(data: Any) -> DataSplits:
         text = os.fspath(data)
         if is_target(text):
             return from_factory(text)
-        if Path(text).is_dir():
-            return image_folder(text)
         from haq.data import load
 
-        return load(text)
+        try:  # a built-in name wins over a folder of that name in the working directory
+            return load(text)
+        except ConfigError:
+            if not Path(text).is_dir():
+                raise
+        return image_folder(text)
     return _from_collection(data, "user")
