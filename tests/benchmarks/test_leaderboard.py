@@ -62,7 +62,7 @@ def test_summary_gives_mean_range_and_gap_closed_against_uniform(leaderboard) ->
     assert rows["uniform"]["gap_closed"] == 0.0
 
 
-def test_gap_closed_is_not_reported_when_uniform_is_within_half_a_point_of_float(leaderboard) -> None:
+def test_no_gap_closed_when_uniform_is_within_half_a_point_of_float(leaderboard) -> None:
     records = [_record("uniform", 91.8), _record("ohq", 92.1)]
     assert all(r["gap_closed"] is None for r in leaderboard.summary(records))
 
