@@ -48,6 +48,19 @@ def test_uniform_evaluates_the_top_candidates_and_keeps_the_best(syn) -> None:
     assert sums == sorted(sums, reverse=True)
 
 
+def test_uniform_by_default_evaluates_every_maximal_pair_and_keeps_the_best(syn) -> None:
+    problem = syn.problem()
+    # an evaluator that prefers the pair with the fewest weight bits: the last candidate
+    problem.evaluate = lambda policy: EvalResult(
+        accuracy=100.0 - float(policy.arrays(syn.specs)[0][0]))
+    result = get_strategy("uniform").run(problem)
+    pairs = [tuple(h["uniform"]) for h in result.history]
+    assert len(pairs) > 3  # more than the old cap of three
+    assert len({w for w, _ in pairs}) == len(pairs)  # maximal: one pair per weight width
+    best_w = min(w for w, _ in pairs)
+    assert result.best.arrays(syn.specs)[0][0] == best_w
+
+
 def test_uniform_refuses_when_no_uniform_width_fits() -> None:
     tight = build(layers=5, budget=0.02, seed=2, bits=(1, 8))
     with pytest.raises(BudgetInfeasibleError):

@@ -1,9 +1,11 @@
 """The ``uniform`` strategy: the best single (w_bits, a_bits) for all free layers (PACT-style).
 
 Candidates are the uniform pairs that meet every budget and are maximal (no feasible pair has
-at least as many bits in both operands and more in one). The ``top_k`` candidates with the most
-bits are evaluated and the most accurate wins; without an evaluator the one with the most bits
-(weights first on a tie) wins unevaluated.
+at least as many bits in both operands and more in one): at most one per weight width, so a
+handful. All of them are evaluated by default (``top_k`` caps that at the ones with the most
+bits) and the most accurate wins: the pair with the most bits is often not the best (W8A2 and
+W4A4 can cost the same, and models differ in which operand they tolerate low). Without an
+evaluator the one with the most bits (weights first on a tie) wins unevaluated.
 """
 
 from __future__ import annotations
@@ -81,16 +83,17 @@ class UniformStrategy(Strategy):
     """Best uniform bit width under the budgets: the fixed-precision (PACT) baseline.
 
     Args:
-        top_k: how many of the highest-bit feasible candidates to evaluate.
+        top_k: evaluate only this many of the highest-bit maximal candidates (``None``: all).
         episodes: accepted for a uniform call signature; ignored (see ``top_k``).
         reward_scale: lambda of the reward recorded in the journal.
     """
 
-    def __init__(self, top_k: int = 3, episodes: int | None = None,
+    def __init__(self, top_k: int | None = None, episodes: int | None = None,
                  reward_scale: float = 0.1) -> None:
-        if top_k < 1:
-            raise ConfigError(f"top_k must be >= 1, got {top_k}")
-        self.top_k, self.reward_scale = int(top_k), float(reward_scale)
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"top_k must be >= 1 or None (all candidates), got {top_k}")
+        self.top_k = None if top_k is None else int(top_k)
+        self.reward_scale = float(reward_scale)
 
     def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
             resume: bool = False, progress: Progress | None = None) -> SearchResult:

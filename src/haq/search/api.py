@@ -139,7 +139,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
                             preset=preset, pin_ends=pin_ends, model_name=name, metric=metric)
-    if strategy == "haq":
+    if strategy in ("haq", "haq-ilp"):
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
         strategy_params["episodes"] = episodes

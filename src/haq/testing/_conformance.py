@@ -33,6 +33,7 @@ from haq.testing._problems import tiny_problem
 # Settings that keep each built-in strategy to a second or two on the tiny problem.
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "haq": {"episodes": 4, "warmup": 2, "hidden": 16, "batch_size": 8},
+    "haq-ilp": {"episodes": 4, "warmup": 2, "hidden": 16, "batch_size": 8},
     "random": {"episodes": 3},
     "uniform": {"top_k": 2},
     "ohq": {"batch_size": 16, "bn_steps": 5},
@@ -47,6 +48,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
 QUALITY_PARAMS: dict[str, dict[str, Any]] = {
     **FAST_PARAMS,
     "haq": {"episodes": 30, "warmup": 10, "hidden": 16, "batch_size": 8},
+    "haq-ilp": {"episodes": 30, "warmup": 10, "hidden": 16, "batch_size": 8},
     "random": {"episodes": 30},
     "uniform": {"top_k": 16},
     "hgq": {"epochs": 8},

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,12 @@ from haq.threads import single_thread
 class HaqAgent:
     """The DDPG proposer of one search: env, agent, replay, baseline and RNGs."""
 
-    def __init__(self, env: BitEnv, config: HaqConfig, seed: int) -> None:
+    def __init__(self, env: BitEnv, config: HaqConfig, seed: int,
+                 start: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.env, self.config = env, config
+        # makes the (w_bits, a_bits) that episode 0 executes instead of a draw (a warm start);
+        # called only when episode 0 runs, so a resumed run does not pay for it again
+        self.start = start
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         self.agent = DDPG(env.state_dim, config, self.generator)
@@ -66,6 +71,8 @@ class HaqAgent:
             return self._ask(episode)
 
     def _ask(self, episode: int) -> Proposal:
+        if episode == 0 and self.start is not None:
+            return self._start()
         sigma = self.config.sigma_at(episode)
         warmup = episode < self.config.warmup
         actions: list[float] = []
@@ -81,6 +88,15 @@ class HaqAgent:
         w, a = self.env.assemble(bits)
         phase = "warmup" if warmup else "explore"
         return Proposal(w, a, raw=actions, info={"sigma": sigma, "phase": phase})
+
+    def _start(self) -> Proposal:
+        """The warm-start policy as a proposal; its actions are the centres of its bins."""
+        w, a = self.start()  # type: ignore[misc]
+        bits = self.env.step_bits(w, a)
+        actions = [self.env.bits_to_action(step, b) for step, b in zip(self.env.steps, bits,
+                                                                       strict=True)]
+        w, a = self.env.assemble(bits)
+        return Proposal(w, a, raw=actions, info={"sigma": 0.0, "phase": "warm-start"})
 
     # -- step 3: learn --------------------------------------------------------------------------
     def tell(self, episode: int, proposal: Proposal, executed: tuple[np.ndarray, np.ndarray],
@@ -169,5 +185,28 @@ class HaqStrategy(Strategy):
         if not env.steps:
             raise StrategyError("every layer is pinned, so there is nothing to search; unpin "
                                 "some layers or widen the BitSpace ranges")
-        return loop.run(HaqAgent(env, cfg, seed), cfg.episodes, seed=seed, run_dir=run_dir,
-                        resume=resume, progress=progress)
+        start = (lambda: _ilp_start(problem, seed)) if cfg.warm_start == "ohq" else None
+        return loop.run(HaqAgent(env, cfg, seed, start), cfg.episodes, seed=seed,
+                        run_dir=run_dir, resume=resume, progress=progress)
+
+
+def _ilp_start(problem: SearchProblem, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """OHQ's policy on this problem (deterministic for a seed, so a resumed run recomputes the
+    same one): sensitivity on synthetic probes, then the exact ILP under the budgets."""
+    from haq.search.ohq import OhqStrategy
+
+    with single_thread():
+        best = OhqStrategy().run(problem, seed=seed).best
+    return best.arrays(problem.specs)
+
+
+@register_strategy("haq-ilp")
+class HaqIlpStrategy(HaqStrategy):
+    """The HAQ agent warm-started from OHQ's ILP solution (``warm_start="ohq"``): its first
+    episode executes the ILP policy, then the agent searches as ``haq`` does. Same parameters
+    as ``haq``."""
+
+    def __init__(self, preset: str = "default", config: HaqConfig | None = None,
+                 **overrides: Any) -> None:
+        overrides.setdefault("warm_start", "ohq")
+        super().__init__(preset, config, **overrides)
