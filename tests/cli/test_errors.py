@@ -94,7 +94,7 @@ def test_a_folder_of_user_files_is_refused_and_left_alone(haq, tmp_path) -> None
 def test_hw_param_reaches_the_cost_model(haq, tmp_path) -> None:
     import torch
 
-    from haq.cli._search import _load_factory
+    from haq.cli._model_options import _load_factory
 
     net = _load_factory(f"{tmp_path / 'net.py'}:build")
     specs = extract_specs(net, torch.zeros(1, 1, 8, 8))

@@ -9,6 +9,15 @@ from rich.table import Table
 
 from haq.cli._bits import A_BITS_HELP, BITS_HELP, W_BITS_HELP, bit_space
 from haq.cli._common import console
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    choose_device,
+    choose_model,
+    load_data,
+)
 
 
 def _budgets(latency: str | None, energy: str | None, size: str | None) -> list:
@@ -28,8 +37,7 @@ def _fmt(value: float | None) -> str:
 
 
 def compare(
-    model: str = typer.Argument(..., help="zoo model with trained weights, e.g. "
-                                "mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     hardware: str = typer.Option(..., "--hardware", help="cost model (`haq cost list`), or a "
                                  "table file (.json/.csv, e.g. from `haq hw profile`)"),
     latency: str | None = typer.Option(None, help="latency budget: ratio to W8A8 or e.g. 2ms"),
@@ -56,22 +64,31 @@ def compare(
     a_bits: str | None = typer.Option(None, help=A_BITS_HELP),
     seed: int = typer.Option(0, help="seed of every search"),
     resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
-    from haq.data import load
-    from haq.models import info
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     space = bit_space(bits, w_bits, a_bits, min_bits)
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
     with console.status("building the problem (specs, cost table, calibration)..."):
-        splits = load(info(model).dataset)
-        problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
-                                space=space,
-                                evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
+        splits = load_data(choice, dataset)
+        if isinstance(splits, str):  # a zoo model on synthetic data made at its shape
+            from haq.search import zoo_on_synthetic
+
+            choice.net, splits = zoo_on_synthetic(choice.net, seed)
+        problem = build_problem(choice.net, splits, cost, _budgets(latency, energy, size),
+                                specs=choice.specs, space=space,
+                                evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed,
+                                model_name=choice.name, device=str(target))
     params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
     console.print(f"{model}: {len(problem.specs)} layers, float held-out accuracy "

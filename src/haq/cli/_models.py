@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from haq.cli._common import console
+from haq.cli._model_options import ALLOW_REUSE_HELP, INPUT_SHAPE_HELP, MODEL_HELP, choose_model
 
 
 def _specs_of(name: str) -> tuple[list[Any], int]:
@@ -52,9 +53,14 @@ def models() -> None:
                   "(cost tables only).")
 
 
-def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models`)")) -> None:
+def specs(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP + " (needed for a "
+                                           "file.py model)"),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+) -> None:
     """Show every quantizable layer of MODEL in execution order, with shapes, params and MACs."""
-    layers, _ = _specs_of(model)
+    layers = choose_model(model, input_shape, allow_reuse, needs_shape=True).layer_specs()
     table = Table(title=f"{model}: {len(layers)} quantizable layers")
     for column in ("#", "name", "kind", "in ch", "out ch", "kernel", "stride", "in size",
                    "out size", "params", "MACs"):

@@ -9,25 +9,38 @@ from typing import Any
 import typer
 
 from haq.cli._common import console
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    ModelChoice,
+    check_data_shape,
+    choose_device,
+    choose_model,
+    dataset_for,
+)
 
 
-def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batches: int,
-               per_tensor: bool, rounding: str = "nearest") -> tuple[Any, Any, Any, Any]:
-    """Load the pretrained model and its dataset, apply the policy, calibrate on train batches."""
+def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
+               data_dir: Path | None, calib_batches: int, per_tensor: bool,
+               rounding: str = "nearest", device: Any = "cpu") -> tuple[Any, Any, Any, Any]:
+    """Load the model (zoo weights if it ships them) and its data, checked to fit, apply the
+    policy and calibrate on train batches, on ``device``."""
     from haq import data as hdata
-    from haq.models import create, example_input, info
     from haq.policy import Policy
     from haq.quantize import QuantConfig, apply_policy_
-    from haq.specs import extract_specs
 
-    net = create(model, pretrained=True)
-    specs = extract_specs(net, example_input(model))
+    splits = hdata.load(dataset_for(choice, dataset), root=data_dir)
+    check_data_shape(choice, splits.input_shape, splits.name)
+    if choice.shape is None:  # a file model without --input-shape: traced at the data's
+        choice.shape = tuple(splits.input_shape)
+    specs = choice.layer_specs()
     policy = Policy.load(policy_path, specs)
-    splits = hdata.load(info(model).dataset, root=data_dir)
     calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
                          rounding=rounding)
-    float_net = create(model, pretrained=True)
+    float_net, net = choice.module().to(device), choice.module().to(device)
     apply_policy_(net, policy,
                   [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
     return float_net, net, specs, splits
@@ -59,7 +72,7 @@ def _cost_line(hardware: str | None, specs: Any, policy_path: Path) -> str:
 
 
 def apply(
-    model: str = typer.Argument(..., help="zoo model with weights, e.g. mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     policy: Path = typer.Argument(..., help="policy JSON (from `haq search` or written by hand)"),
     split: str = typer.Option("test", help="split to score: heldout or test"),
     hardware: str | None = typer.Option(None, help="also price the policy on this cost model"),
@@ -69,6 +82,10 @@ def apply(
                                  "(AdaRound-style, from the calibration data; slower)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Quantize MODEL with POLICY (no training) and report float vs quantized top-1."""
     from haq.errors import ConfigError
@@ -76,8 +93,10 @@ def apply(
 
     if split not in ("heldout", "test"):
         raise ConfigError(f"--split must be heldout or test, got {split!r}")
-    float_net, net, specs, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
-                                               rounding)
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
+    float_net, net, specs, splits = _quantized(choice, policy, dataset, data_dir, calib_batches,
+                                               per_tensor, rounding, target)
     data = getattr(splits, split)
     float_acc, quant_acc = evaluate(float_net, data), evaluate(net, data)
     console.print(f"{model} on {splits.name}/{split}: float {float_acc:.2f}%, "
@@ -89,13 +108,13 @@ def apply(
     quant_key, float_key = {"test": ("test_accuracy", "float_test_accuracy"),
                             "heldout": ("heldout_accuracy", "float_accuracy")}[split]
     _write_result(result, {"command": "apply", "model": model, "policy": str(policy),
-                           "dataset": splits.name, "split": split,
+                           "dataset": splits.name, "split": split, "device": str(target),
                            "calibration_batches": calib_batches, "finetune_epochs": 0,
                            quant_key: quant_acc, float_key: float_acc})
 
 
 def finetune(
-    model: str = typer.Argument(..., help="zoo model with weights, e.g. mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     policy: Path = typer.Argument(..., help="policy JSON"),
     epochs: int = typer.Option(3, help="fine-tune epochs over the train split"),
     lr: float = typer.Option(0.005, help="peak learning rate (cosine schedule)"),
@@ -107,6 +126,10 @@ def finetune(
     per_tensor: bool = typer.Option(False, help="per-tensor weights (paper mode)"),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Quantization-aware fine-tune of MODEL under POLICY; report test top-1 before and after."""
     import torch
@@ -122,7 +145,10 @@ def finetune(
         raise ConfigError(f"--calib-batches must be >= 1, got {calib_batches}")
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'ft.pt'}")
-    float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor)
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
+    float_net, net, _, splits = _quantized(choice, policy, dataset, data_dir, calib_batches,
+                                           per_tensor, device=target)
     before = evaluate(net, splits.test)
     started = time.perf_counter()
     with _progress_bar() as bar:
@@ -141,10 +167,12 @@ def finetune(
                   f"({time.perf_counter() - started:.0f} s)")
     record = {"command": "finetune", "model": model, "policy": str(policy),
               "dataset": splits.name, "calibration_batches": calib_batches,
-              "finetune_epochs": epochs, "post_training_test_accuracy": before,
-              "test_accuracy": after, "float_test_accuracy": float_acc}
+              "device": str(target), "finetune_epochs": epochs,
+              "post_training_test_accuracy": before, "test_accuracy": after,
+              "float_test_accuracy": float_acc}
     _write_result(result, record)
     if out is not None:
-        state = {"state_dict": net.state_dict(), "policy": policy.read_text(), "result": record}
+        weights = {k: v.cpu() for k, v in net.state_dict().items()}  # loadable anywhere
+        state = {"state_dict": weights, "policy": policy.read_text(), "result": record}
         atomic_write(out, lambda handle: torch.save(state, handle))
         console.print(f"wrote {out}")

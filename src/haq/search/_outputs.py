@@ -20,7 +20,7 @@ from haq.specs import LayerSpec
 
 # result.extra keys copied into result.json (test_* are on the test split, the rest held-out)
 _EXTRA = ("float_accuracy", "w8a8_accuracy", "test_accuracy", "float_test_accuracy",
-          "final_finetune")
+          "final_finetune", "device")
 
 
 def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable, *,

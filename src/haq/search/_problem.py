@@ -20,6 +20,7 @@ from torch.utils.data import Subset
 
 from haq.cost import Budget, CostModel, CostTable, check_feasible
 from haq.data import DataSplits, check_fits, loader
+from haq.device import resolve_device
 from haq.errors import ConfigError
 from haq.finetune import evaluate
 from haq.policy import BitSpace
@@ -166,7 +167,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
                   specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
                   quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
                   seed: int = 0, preset: str = "default", pin_ends: bool | None = None,
-                  model_name: str | None = None) -> SearchProblem:
+                  model_name: str | None = None, device: str | None = "auto") -> SearchProblem:
     """The search problem: everything a strategy may use, built once from the user's inputs.
 
     Args:
@@ -187,11 +188,15 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
             layers are pinned at 8 bits.
         pin_ends: pin the first and last layer at 8 bits (``None`` = as the preset says).
         model_name: name recorded in the provenance (default: the zoo name or class name).
+        device: where calibration, scoring and fine-tuning run: ``"auto"`` (CUDA if available),
+            ``"cpu"`` or ``"cuda"``; the float model is moved there (a module passed in is
+            moved in place) after the cheap checks and before any batch runs.
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
-        ConfigError: unknown preset or malformed inputs.
+        ConfigError: unknown preset, malformed inputs, or a device this machine lacks.
     """
+    target = resolve_device(device)  # a missing CUDA is refused before any work
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
@@ -205,6 +210,7 @@ def build_problem(model: nn.Module | str, data: DataSplits | str,
     space = resolve_space(space, preset, pin_ends, specs)
     check_feasible(table, budget_list, space, specs)
     quant_config = quant_config or QuantConfig.preset(preset)
+    net = net.to(target)
     samples = len(splits.heldout) if evaluation.samples is None else min(
         evaluation.samples, len(splits.heldout))
     heldout = Subset(splits.heldout, range(samples))
