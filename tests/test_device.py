@@ -108,3 +108,12 @@ def test_search_refuses_cuda_before_writing_anything(tmp_path) -> None:
         haq.search(_net(), synthetic(), "bops", {"bops": "0.5"}, "random", episodes=1,
                    run_dir=tmp_path / "r", device="cuda")
     assert not (tmp_path / "r").exists()
+
+
+def test_cpu_only_work_refuses_a_model_elsewhere() -> None:
+    from haq.device import require_cpu
+
+    require_cpu(_net(), "probing")  # on the CPU: nothing to say
+    with pytest.raises(ConfigError, match="probing runs on the CPU only, but the model is on "
+                                          "meta; search with device='cpu'"):
+        require_cpu(_net().to("meta"), "probing")

@@ -51,10 +51,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def model_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter (or buffer); the CPU for a stateless model."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -66,3 +66,11 @@ def to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(to_device(v, device) for v in value)
     return value
+
+
+def require_cpu(model: nn.Module, what: str) -> None:
+    """Refuse a model on another device for work that runs on the CPU only (``what``)."""
+    device = model_device(model)
+    if device.type != "cpu":
+        raise ConfigError(f"{what} runs on the CPU only, but the model is on {device}; search "
+                          "with device='cpu' (CLI: --device cpu)")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from haq.device import require_cpu
 from haq.errors import ConfigError, StrategyError
 from haq.policy import FLOAT_INDEX, GRID_SIZE, bits_index
 from haq.quantize import (
@@ -157,6 +158,7 @@ class HawqStrategy(ScoreIlpStrategy):
         if problem.model is None:
             raise StrategyError("hawq needs the float model in the search problem "
                                 "(SearchProblem.model)")
+        require_cpu(problem.model, "the hawq strategy (curvature probes)")
         inputs, _ = curvature_inputs(problem, self.batches)
         model = problem.model
         if self.quant_config.fold_bn:  # curvature and perturbation of the weights quantized

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from haq.device import require_cpu
 from haq.errors import ConfigError, StrategyError
 from haq.quantize import QuantConfig
 from haq.search._base import SearchProblem, register_strategy
@@ -101,6 +102,7 @@ class OhqStrategy(ScoreIlpStrategy):
         if problem.model is None:
             raise StrategyError("ohq needs the float model in the search problem "
                                 "(SearchProblem.model) to probe layer sensitivities")
+        require_cpu(problem.model, "the ohq strategy (sensitivity probes)")
         inputs, _ = self.probe_inputs(problem, seed)
         sens = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space,
                                config=self.quant_config)
