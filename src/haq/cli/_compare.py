@@ -81,10 +81,11 @@ def compare(
     choice = choose_model(model, input_shape, allow_reuse)
     with console.status("building the problem (specs, cost table, calibration)..."):
         splits = load_data(choice, dataset)
-        if isinstance(splits, str):  # a zoo model on synthetic data made at its shape
+        if isinstance(splits, str) and splits.lower() == "synthetic":  # made at its shape
             from haq.search import zoo_on_synthetic
 
             choice.net, splits = zoo_on_synthetic(choice.net, seed)
+        # any other name left by load_data is a zoo model without weights: refused here
         problem = build_problem(choice.net, splits, cost, _budgets(latency, energy, size),
                                 specs=choice.specs, space=space,
                                 evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed,

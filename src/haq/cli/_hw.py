@@ -22,7 +22,7 @@ def _model_and_input(model: str, input_shape: str | None, batch: int,
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     choice = choose_model(model, input_shape, needs_shape=True)
-    return choice.module(pretrained), example_batch(choice.shape, batch)
+    return choice.module(pretrained and choice.has_weights), example_batch(choice.shape, batch)
 
 
 @hw_app.command("profile")

@@ -45,14 +45,21 @@ class ModelChoice:
     def is_zoo(self) -> bool:
         return isinstance(self.net, str)
 
+    @property
+    def has_weights(self) -> bool:
+        """A zoo model that ships trained weights, or the user's model (trained or not)."""
+        from haq.models import info
+
+        return not self.is_zoo or info(self.net).has_weights
+
     def module(self, pretrained: bool = True) -> Any:
-        """A fresh ``nn.Module``: the zoo model (with its weights when it ships them and
-        ``pretrained``), or a copy of the user's model."""
+        """A fresh ``nn.Module``: the zoo model (``pretrained``: with its shipped weights, an
+        error for a cost-only one), or a copy of the user's model."""
         if not self.is_zoo:
             return copy.deepcopy(self.net)
-        from haq.models import create, info
+        from haq.models import create
 
-        return create(self.net, pretrained=pretrained and info(self.net).has_weights)
+        return create(self.net, pretrained=pretrained)
 
     def layer_specs(self) -> list[Any]:
         """The layers, traced at ``shape`` (the zoo model's example input for a zoo name)."""
@@ -126,13 +133,15 @@ def check_data_shape(choice: ModelChoice, data_shape: tuple[int, ...], data_name
 
 
 def load_data(choice: ModelChoice, dataset: str | None, data_dir: Path | None = None) -> Any:
-    """The splits MODEL is scored on, their shape checked against MODEL's; ``"synthetic"``
-    with a zoo model stays a name (its data is made at the model's own shape)."""
+    """The splits MODEL is scored on, their shape checked against MODEL's. A zoo model keeps
+    the name for ``"synthetic"`` (its data is made at the model's own shape) and when it ships
+    no weights (the search then says to use synthetic data)."""
     from haq import data as hdata
 
     name = dataset_for(choice, dataset)
-    if choice.is_zoo and name.lower() == "synthetic":
-        return name
+    if choice.is_zoo:
+        if name.lower() == "synthetic" or not choice.has_weights:
+            return name
     splits = hdata.load(name, root=data_dir)
     check_data_shape(choice, splits.input_shape, splits.name)
     return splits

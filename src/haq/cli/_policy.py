@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
     from haq.policy import Policy
     from haq.quantize import QuantConfig, apply_policy_
 
+    float_net = choice.module().to(device)  # a cost-only zoo model is refused before the data
     splits = hdata.load(dataset_for(choice, dataset), root=data_dir)
     check_data_shape(choice, splits.input_shape, splits.name)
     if choice.shape is None:  # a file model without --input-shape: traced at the data's
@@ -40,7 +42,7 @@ def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
     calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
                          rounding=rounding)
-    float_net, net = choice.module().to(device), choice.module().to(device)
+    net = copy.deepcopy(float_net)
     apply_policy_(net, policy,
                   [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
     return float_net, net, specs, splits
