@@ -110,10 +110,14 @@ def test_search_refuses_cuda_before_writing_anything(tmp_path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_cpu_only_work_refuses_a_model_elsewhere() -> None:
-    from haq.device import require_cpu
+def test_cpu_only_work_gets_a_cpu_copy_and_leaves_the_model_alone(monkeypatch) -> None:
+    import haq.device
 
-    require_cpu(_net(), "probing")  # on the CPU: nothing to say
-    with pytest.raises(ConfigError, match="probing runs on the CPU only, but the model is on "
-                                          "meta; search with device='cpu'"):
-        require_cpu(_net().to("meta"), "probing")
+    net = _net()
+    assert haq.device.on_cpu(net) is net  # already on the CPU: no copy
+    # a model reported elsewhere (no GPU here to put it on) gets a copy with the same weights
+    monkeypatch.setattr(haq.device, "model_device", lambda model: torch.device("cuda"))
+    copy_ = haq.device.on_cpu(net)
+    assert copy_ is not net
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, copy_.state_dict()[key]) and value.device.type == "cpu"

@@ -8,6 +8,7 @@ device is one ``model.to(resolve_device(...))`` at the top of a run.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -68,9 +69,9 @@ def to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
-def require_cpu(model: nn.Module, what: str) -> None:
-    """Refuse a model on another device for work that runs on the CPU only (``what``)."""
-    device = model_device(model)
-    if device.type != "cpu":
-        raise ConfigError(f"{what} runs on the CPU only, but the model is on {device}; search "
-                          "with device='cpu' (CLI: --device cpu)")
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself if it is on the CPU, else a CPU copy (``model`` stays where it is):
+    for work written for the CPU only, such as the hawq, ohq and hgq strategies' probes."""
+    if model_device(model).type == "cpu":
+        return model
+    return copy.deepcopy(model).cpu()
