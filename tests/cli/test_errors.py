@@ -4,12 +4,10 @@ silently wrong answer. Each case runs the real entry point (`haq.cli.__main__.ma
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
 import pytest
 
-from haq.cli.__main__ import main
 from haq.cost import get
 from haq.specs import extract_specs
 
@@ -33,21 +31,9 @@ MODELS = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def haq(capsys, monkeypatch, tmp_path):
-    """``haq(*args) -> (exit code, output with whitespace collapsed)``, run in ``tmp_path``."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HAQ_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture(autouse=True)
+def _models(tmp_path):
     (tmp_path / "net.py").write_text(MODELS)
-
-    def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["haq", *args])
-        with pytest.raises(SystemExit) as done:
-            main()
-        out = capsys.readouterr()
-        return done.value.code, " ".join((out.out + out.err).split())
-
-    return run
 
 
 SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--episodes", "1", "--eval-samples",
@@ -94,7 +80,7 @@ def test_a_folder_of_user_files_is_refused_and_left_alone(haq, tmp_path) -> None
 def test_hw_param_reaches_the_cost_model(haq, tmp_path) -> None:
     import torch
 
-    from haq.cli._search import _load_factory
+    from haq.cli._model_options import _load_factory
 
     net = _load_factory(f"{tmp_path / 'net.py'}:build")
     specs = extract_specs(net, torch.zeros(1, 1, 8, 8))

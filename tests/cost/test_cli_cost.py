@@ -1,5 +1,6 @@
+import inspect
+
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from haq.cli._cost import cost_app, parse_params
@@ -11,12 +12,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def tiny_zoo(monkeypatch, tiny_net):
-    """Route haq.models to the tiny test net so the command runs in milliseconds."""
-    import haq.models
-
-    monkeypatch.setattr(haq.models, "create", lambda name: tiny_net())
-    monkeypatch.setattr(haq.models, "example_input", lambda name: torch.zeros(1, 3, 16, 16))
+def tiny_zoo(tmp_path, tiny_net) -> list[str]:
+    """MODEL and --input-shape of the tiny test net as a model file, so the command runs in
+    milliseconds."""
+    path = tmp_path / "tiny.py"
+    path.write_text("import torch\nfrom torch import nn\n\n\n" + inspect.getsource(tiny_net))
+    return [f"{path}:TinyNet", "--input-shape", "3,16,16"]
 
 
 def test_list_shows_models_parameters_and_defaults() -> None:
@@ -34,7 +35,7 @@ def test_table_prints_per_layer_and_total_with_units(tiny_zoo, tiny_specs, tmp_p
     policy.save(tmp_path / "p.json")
     out = tmp_path / "t.csv"
     result = runner.invoke(cost_app, [
-        "table", "tiny", "--hardware", "bops", "--policy", str(tmp_path / "p.json"),
+        "table", *tiny_zoo, "--hardware", "bops", "--policy", str(tmp_path / "p.json"),
         "--per-layer", "--param", "batch=2", "--out", str(out)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "bops (BOPs)" in result.output and "total" in result.output
@@ -48,7 +49,7 @@ def test_table_prints_per_layer_and_total_with_units(tiny_zoo, tiny_specs, tmp_p
 
 
 def test_table_defaults_to_w8a8(tiny_zoo) -> None:
-    result = runner.invoke(cost_app, ["table", "tiny", "--hardware", "bismo-edge"],
+    result = runner.invoke(cost_app, ["table", *tiny_zoo, "--hardware", "bismo-edge"],
                            terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "W8A8" in result.output and "latency (ms)" in result.output
@@ -56,7 +57,8 @@ def test_table_defaults_to_w8a8(tiny_zoo) -> None:
 
 
 def test_bad_param_is_a_typed_error(tiny_zoo) -> None:
-    result = runner.invoke(cost_app, ["table", "tiny", "--hardware", "bops", "--param", "batch"])
+    result = runner.invoke(cost_app, ["table", *tiny_zoo, "--hardware", "bops", "--param",
+                                      "batch"])
     assert isinstance(result.exception, CostModelError)
     with pytest.raises(CostModelError, match="KEY=VALUE"):
         parse_params(["=3"])

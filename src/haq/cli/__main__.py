@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from haq.cli._common import console, run_command
 from haq.errors import HaqError
@@ -51,7 +52,8 @@ def main() -> None:
     try:
         app()
     except HaqError as err:  # typed errors are the user's to fix: no traceback
-        console.print(f"[bold red]error:[/] {err}", soft_wrap=True)  # one line, unwrapped
+        # one line, unwrapped; escaped so that text such as haq[track] is not read as markup
+        console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
         sys.exit(2)
 
 

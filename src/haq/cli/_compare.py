@@ -19,6 +19,15 @@ from haq.cli._data_options import (
     STD,
     data_choice,
 )
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    choose_device,
+    choose_model,
+    load_data,
+)
 
 
 def _budgets(latency: str | None, energy: str | None, size: str | None) -> list:
@@ -38,8 +47,7 @@ def _fmt(value: float | None) -> str:
 
 
 def compare(
-    model: str = typer.Argument(..., help="zoo model with trained weights, e.g. "
-                                "mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     hardware: str = typer.Option(..., "--hardware", help="cost model (`haq cost list`), or a "
                                  "table file (.json/.csv, e.g. from `haq hw profile`)"),
     latency: str | None = typer.Option(None, help="latency budget: ratio to W8A8 or e.g. 2ms"),
@@ -69,24 +77,35 @@ def compare(
     data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
     std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
     metric_mode: str | None = METRIC_MODE,
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
-    from haq.data import as_splits
-    from haq.models import info
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
-    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
+    chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
     space = bit_space(bits, w_bits, a_bits, min_bits)
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
     with console.status("building the problem (specs, cost table, calibration)..."):
-        splits = as_splits(chosen.source(info(model).dataset))
-        problem = build_problem(model, splits, cost, _budgets(latency, energy, size),
-                                space=space, metric=chosen.metric,
-                                evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed)
-    params = {"haq": {"episodes": episodes}, "random": {"episodes": episodes},
+        splits = load_data(choice, chosen.dataset, chosen=chosen)
+        if isinstance(splits, str) and splits.lower() == "synthetic":  # made at its shape
+            from haq.search import zoo_on_synthetic
+
+            choice.net, splits = zoo_on_synthetic(choice.net, seed)
+        # any other name left by load_data is a zoo model without weights: refused here
+        problem = build_problem(choice.net, splits, cost, _budgets(latency, energy, size),
+                                specs=choice.specs, space=space, metric=chosen.metric,
+                                evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed,
+                                model_name=choice.name, device=str(target))
+    params = {"haq": {"episodes": episodes}, "haq-ilp": {"episodes": episodes},
+              "random": {"episodes": episodes},
               "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
     metric_name = chosen.metric.name if chosen.metric.name != "top1" else "accuracy"
     float_value = chosen.metric.from_score(problem.float_accuracy)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from haq.cli._common import console
+from haq.cli._model_options import ALLOW_REUSE_HELP, INPUT_SHAPE_HELP, MODEL_HELP, choose_model
 from haq.errors import CostModelError
 
 cost_app = typer.Typer(
@@ -60,21 +61,22 @@ def _bits(value: int | None) -> str:
 
 @cost_app.command("table")
 def table_cmd(
-    model: str = typer.Argument(..., help="zoo model name, e.g. mobilenetv2-imagenet"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     hardware: str = typer.Option(..., "--hardware", help="cost model (`haq cost list`)"),
     policy: Path | None = typer.Option(None, "--policy", help="policy JSON (default W8A8)"),
     per_layer: bool = typer.Option(False, "--per-layer", help="one row per layer"),
     param: list[str] = typer.Option([], "--param", "-p", help="cost-model parameter KEY=VALUE; "
                                     "repeat for several"),
     out: Path | None = typer.Option(None, "--out", help="also save the full table (.json/.csv)"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP + " (needed for a "
+                                           "file.py model)"),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
 ) -> None:
     """Price MODEL's layers on HARDWARE under a policy and print the cost with units."""
-    import haq.models
     from haq.cost import get
     from haq.policy import Policy
-    from haq.specs import extract_specs
 
-    specs = extract_specs(haq.models.create(model), haq.models.example_input(model))
+    specs = choose_model(model, input_shape, allow_reuse, needs_shape=True).layer_specs()
     cost_model = get(hardware, **parse_params(param))
     table = cost_model.table(specs)
     pol = Policy.load(policy, specs) if policy else Policy.uniform(specs, 8, 8)

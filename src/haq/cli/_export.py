@@ -9,17 +9,29 @@ import typer
 
 from haq.cli._common import console
 from haq.cli._data_options import DATA, GRAYSCALE, MEAN, RESIZE, STD, data_choice
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    check_data_shape,
+    choose_device,
+    choose_model,
+    dataset_for,
+)
 
 
 def quantized_model(net: Any, policy: Any, data_name: Any, *, preset: str = "default",
                     seed: int = 0, calib_batches: int = 8, weights: Path | None = None,
-                    data_dir: Path | None = None) -> tuple[Any, list[Any], Any]:
+                    data_dir: Path | None = None, device: Any = "cpu"
+                    ) -> tuple[Any, list[Any], Any]:
     """(quantized model, calibration batches, dataset splits), calibrated as `haq search` does.
 
     The calibration images are the first ``calib_batches`` batches of 128 of the train split
     shuffled with ``seed`` (what `haq search --seed` and `haq apply` use); ``weights`` is a
     fine-tuned state_dict (a run's ``final_model.pt`` or `haq finetune --out`) loaded after.
-    ``data_name`` is a dataset name or the ``DataSplits`` of ``--data``.
+    ``data_name`` is a dataset name or the ``DataSplits`` of ``--data``. Calibration runs on
+    ``device``; the returned model stays there.
     """
     import copy
 
@@ -31,6 +43,7 @@ def quantized_model(net: Any, policy: Any, data_name: Any, *, preset: str = "def
     from haq.quantize import QuantConfig, apply_policy_
 
     model = create(net, pretrained=True) if isinstance(net, str) else copy.deepcopy(net)
+    model = model.to(device)
     splits = data_name if isinstance(data_name, hdata.DataSplits) \
         else hdata.load(data_name, root=data_dir)
     train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
@@ -39,20 +52,21 @@ def quantized_model(net: Any, policy: Any, data_name: Any, *, preset: str = "def
     if weights is not None:
         if not weights.is_file():
             raise ConfigError(f"--weights {weights} does not exist; give a run's final_model.pt")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = torch.load(weights, map_location=device, weights_only=True)
         state = state.get("state_dict", state)  # `haq finetune --out` wraps it with the policy
         model.load_state_dict(state)
     return model.eval(), calibration, splits
 
 
 def export_best(run_dir: Path, policy: Any, net: Any, data_name: Any, preset: str, seed: int,
-                fmt: str) -> Path:
+                fmt: str, device: Any = "cpu") -> Path:
     """Export a finished search's best policy (fine-tuned weights if the run wrote them)."""
     import haq.export
 
     weights = run_dir / "final_model.pt"
     model, calibration, _ = quantized_model(net, policy, data_name, preset=preset, seed=seed,
-                                            weights=weights if weights.is_file() else None)
+                                            weights=weights if weights.is_file() else None,
+                                            device=device)
     suffix = haq.export.get_format(fmt).suffix
     name = "model" + (suffix if fmt != "qonnx" else ".qonnx" + suffix)
     return haq.export.export(model, policy, fmt, run_dir / name,
@@ -60,7 +74,7 @@ def export_best(run_dir: Path, policy: Any, net: Any, data_name: Any, preset: st
 
 
 def export(
-    model: str = typer.Argument(..., help="zoo model name, or path/to/file.py:factory"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     policy: Path = typer.Argument(..., help="policy JSON (e.g. a run's best_policy.json)"),
     format: str = typer.Option("onnx", "--format", "-f", help="onnx, qonnx or packed"),
     out: Path = typer.Option(..., "--out", "-o", help="file to write"),
@@ -80,27 +94,30 @@ def export(
     dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
     data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
     std: str | None = STD, grayscale: bool = GRAYSCALE,
-    input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's files"),
+    device: str = typer.Option("auto", help=DEVICE_HELP + " (calibration and --check; the "
+                               "file is written on the host)"),
 ) -> None:
     """Write MODEL quantized with POLICY as a file ONNX Runtime, qonnx or haq can execute."""
     import haq.export
     from haq import data as hdata
-    from haq.cli._search import _resolve
     from haq.policy import Policy
 
     fmt = haq.export.get_format(format)  # refuse an unknown format before loading anything
+    target = choose_device(device)
     chosen = data_choice(dataset, data, resize, mean, std, grayscale)
-    net, _, data_name, specs = _resolve(model, chosen.dataset, input_shape)
-    if specs is None and isinstance(net, str):
-        from haq.models import create, example_input
-        from haq.specs import extract_specs
-
-        specs = extract_specs(create(net), example_input(net))
-    bits = Policy.load(policy, specs)
+    choice = choose_model(model, input_shape, allow_reuse)
+    splits = chosen.source() if chosen.data is not None else hdata.load(
+        dataset_for(choice, chosen.dataset), root=data_dir)
+    check_data_shape(choice, splits.input_shape, splits.name)
+    if choice.shape is None:  # a file model without --input-shape: traced at the data's
+        choice.shape = tuple(splits.input_shape)
+    bits = Policy.load(policy, choice.layer_specs())
     quantized, calibration, splits = quantized_model(
-        net, bits, chosen.source(data_name), preset=preset, seed=seed, calib_batches=calib_batches,
-        weights=weights, data_dir=data_dir)
+        choice.net, bits, splits, preset=preset, seed=seed, calib_batches=calib_batches,
+        weights=weights, data_dir=data_dir, device=target)
     haq.export.export(quantized, bits, fmt.name, out, example_input=calibration[0][0][:1],
                       integer_kernels=integer_kernels)
     console.print(f"wrote {out} ({fmt.name}, {out.stat().st_size:,} bytes)")

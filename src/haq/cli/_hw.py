@@ -9,21 +9,25 @@ import typer
 from rich.table import Table
 
 from haq.cli._common import console
+from haq.cli._model_options import INPUT_SHAPE_HELP, MODEL_HELP, choose_model, example_batch
 
 hw_app = typer.Typer(help="Measure layer latency on this CPU (fp32 and int8) and check it.",
                      no_args_is_help=True)
 
 
-def _model_and_input(model: str, batch: int, pretrained: bool):  # noqa: ANN202
-    from haq.models import create, example_input, info
+def _model_and_input(model: str, input_shape: str | None, batch: int,
+                     pretrained: bool):  # noqa: ANN202
+    from haq.errors import ConfigError
 
-    trained = pretrained and info(model).has_weights
-    return create(model, pretrained=trained), example_input(model, batch=batch)
+    if batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
+    choice = choose_model(model, input_shape, needs_shape=True)
+    return choice.module(pretrained and choice.has_weights), example_batch(choice.shape, batch)
 
 
 @hw_app.command("profile")
 def profile_cmd(
-    model: str = typer.Argument(..., help="zoo model name (see `haq models`)"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help="where to write the table (.json or .csv)"),
     repeats: int = typer.Option(15, help="timed runs per layer and precision (median kept)"),
     warmup: int = typer.Option(3, help="untimed runs first"),
@@ -31,14 +35,16 @@ def profile_cmd(
     engine: str | None = typer.Option(None, help="quantized engine: x86, fbgemm, onednn, "
                                       "qnnpack (default: torch's current)"),
     threads: int | None = typer.Option(None, help="intra-op threads while timing"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP + " (needed for a "
+                                           "file.py model)"),
 ) -> None:
     """Time every layer of MODEL in fp32 and int8 here and write a latency table (ms)."""
     from haq.hw import profile
 
-    net, x = _model_and_input(model, batch, pretrained=False)
+    net, x = _model_and_input(model, input_shape, batch, pretrained=False)
     with console.status(f"timing {model} layers ({repeats} runs each)..."):
         table = profile(net, x, repeats=repeats, warmup=warmup, engine=engine, threads=threads)
-    table = table.with_source(zoo_model=model)
+    table = table.with_source(**{"model" if ".py:" in model else "zoo_model": model})
     table.save(out)
     lat = table.full_array("latency")
     view = Table(title=f"{model} on this host (batch {batch}, engine {table.source['engine']}, "
@@ -57,7 +63,7 @@ def profile_cmd(
 
 @hw_app.command("validate")
 def validate_cmd(
-    model: str = typer.Argument(..., help="zoo model name"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     table: Path = typer.Option(..., "--table", help="latency table from `haq hw profile`"),
     policy: Path | None = typer.Option(None, "--policy", help="policy JSON (default W8A8); "
                                        "layers with integer bits run int8, float ones fp32"),
@@ -67,6 +73,8 @@ def validate_cmd(
     engine: str | None = typer.Option(None, help="quantized engine (as for profile)"),
     threads: int | None = typer.Option(None, help="intra-op threads while timing"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the report as JSON"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP + " (needed for a "
+                                           "file.py model)"),
 ) -> None:
     """Compare the table's per-layer sum with MODEL's measured end-to-end latency."""
     from haq.cost import CostTable
@@ -75,7 +83,7 @@ def validate_cmd(
     from haq.runs import atomic_write_text
     from haq.specs import extract_specs
 
-    net, x = _model_and_input(model, batch, pretrained=True)
+    net, x = _model_and_input(model, input_shape, batch, pretrained=True)
     loaded = CostTable.load(table)
     chosen = Policy.load(policy, extract_specs(net, x)) if policy else None
     with console.status("timing the whole model (fp32 and int8)..."):

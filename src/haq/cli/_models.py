@@ -18,6 +18,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from haq.cli._common import console
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    choose_device,
+    choose_model,
+)
 
 
 def _specs_of(name: str) -> tuple[list[Any], int]:
@@ -52,9 +60,14 @@ def models() -> None:
                   "(cost tables only).")
 
 
-def specs(model: str = typer.Argument(..., help="zoo model name (see `haq models`)")) -> None:
+def specs(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP + " (needed for a "
+                                           "file.py model)"),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+) -> None:
     """Show every quantizable layer of MODEL in execution order, with shapes, params and MACs."""
-    layers, _ = _specs_of(model)
+    layers = choose_model(model, input_shape, allow_reuse, needs_shape=True).layer_specs()
     table = Table(title=f"{model}: {len(layers)} quantizable layers")
     for column in ("#", "name", "kind", "in ch", "out ch", "kernel", "stride", "in size",
                    "out size", "params", "MACs"):
@@ -105,6 +118,7 @@ def train(
     data_dir: Path | None = typer.Option(None, help="directory with the dataset's IDX files"),
     threads: int = typer.Option(2, help="torch CPU threads"),
     max_batches: int | None = typer.Option(None, help="cap batches per epoch (smoke runs)"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Train MODEL with its recorded recipe; write weights + a JSON sidecar, report test top-1."""
     import torch
@@ -118,8 +132,9 @@ def train(
     if not meta.recipe:
         raise ConfigError(f"{model} is cost-only and cannot be trained; trainable models: "
                           + ", ".join(n for n in available() if info(n).recipe))
+    target = choose_device(device)
     torch.set_num_threads(threads)
-    recipe = {**meta.recipe, "seed": seed}
+    recipe = {**meta.recipe, "seed": seed, "device": str(target)}
     overrides = {"epochs": epochs, "lr": lr, "max_batches": max_batches}
     recipe.update({k: v for k, v in overrides.items() if v is not None})
     config = TrainConfig.from_dict(recipe)
@@ -174,5 +189,5 @@ def train_and_save(model: str, splits: Any, config: Any, out: Path,
         "history": {k: [round(v, 4) for v in vals] for k, vals in history.items()
                     if isinstance(vals, list)},
     }
-    _write_outputs(out, net.state_dict(), sidecar)
+    _write_outputs(out, {k: v.cpu() for k, v in net.state_dict().items()}, sidecar)
     return sidecar

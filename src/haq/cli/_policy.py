@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -19,27 +20,42 @@ from haq.cli._data_options import (
     STD,
     data_choice,
 )
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    ModelChoice,
+    check_data_shape,
+    choose_device,
+    choose_model,
+    dataset_for,
+)
 
 
-def _quantized(model: str, policy_path: Path, data_dir: Path | None, calib_batches: int,
-               per_tensor: bool, rounding: str = "nearest", data: Any = None
+def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
+               data_dir: Path | None, calib_batches: int, per_tensor: bool,
+               rounding: str = "nearest", device: Any = "cpu", data: Any = None
                ) -> tuple[Any, Any, Any, Any]:
-    """Load the pretrained model and its dataset (or ``data``, the ``--data`` splits), apply
-    the policy, calibrate on train batches."""
+    """Load the model (zoo weights if it ships them) and its data (``data``, the ``--data``
+    splits, or the dataset by name), checked to fit, apply the policy and calibrate on train
+    batches, on ``device``."""
     from haq import data as hdata
-    from haq.models import create, example_input, info
     from haq.policy import Policy
     from haq.quantize import QuantConfig, apply_policy_
-    from haq.specs import extract_specs
 
-    net = create(model, pretrained=True)
-    specs = extract_specs(net, example_input(model))
+    float_net = choice.module().to(device)  # a cost-only zoo model is refused before the data
+    splits = data if data is not None else hdata.load(dataset_for(choice, dataset),
+                                                      root=data_dir)
+    check_data_shape(choice, splits.input_shape, splits.name)
+    if choice.shape is None:  # a file model without --input-shape: traced at the data's
+        choice.shape = tuple(splits.input_shape)
+    specs = choice.layer_specs()
     policy = Policy.load(policy_path, specs)
-    splits = data if data is not None else hdata.load(info(model).dataset, root=data_dir)
     calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
                          rounding=rounding)
-    float_net = create(model, pretrained=True)
+    net = copy.deepcopy(float_net)
     apply_policy_(net, policy,
                   [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
     return float_net, net, specs, splits
@@ -83,7 +99,7 @@ def _cost_line(hardware: str | None, specs: Any, policy_path: Path) -> str:
 
 
 def apply(
-    model: str = typer.Argument(..., help="zoo model with weights, e.g. mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     policy: Path = typer.Argument(..., help="policy JSON (from `haq search` or written by hand)"),
     split: str = typer.Option("test", help="split to score: heldout or test"),
     hardware: str | None = typer.Option(None, help="also price the policy on this cost model"),
@@ -96,6 +112,10 @@ def apply(
     std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
     metric_mode: str | None = METRIC_MODE,
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Quantize MODEL with POLICY (no training) and report float vs quantized top-1."""
     from haq.errors import ConfigError
@@ -103,9 +123,12 @@ def apply(
 
     if split not in ("heldout", "test"):
         raise ConfigError(f"--split must be heldout or test, got {split!r}")
-    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
-    float_net, net, specs, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
-                                               rounding, chosen.source())
+    chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
+    float_net, net, specs, splits = _quantized(choice, policy, chosen.dataset, data_dir,
+                                               calib_batches, per_tensor, rounding, target,
+                                               chosen.source())
     scored = getattr(splits, split)
     float_acc = measure(float_net, scored, chosen.metric)
     quant_acc = measure(net, scored, chosen.metric)
@@ -120,14 +143,14 @@ def apply(
     quant_key, float_key = {"test": ("test_accuracy", "float_test_accuracy"),
                             "heldout": ("heldout_accuracy", "float_accuracy")}[split]
     _write_result(result, {"command": "apply", "model": model, "policy": str(policy),
-                           "dataset": splits.name, "split": split,
+                           "dataset": splits.name, "split": split, "device": str(target),
                            "calibration_batches": calib_batches, "finetune_epochs": 0,
                            quant_key: quant_acc, float_key: float_acc,
                            "quality": chosen.metric.describe()})
 
 
 def finetune(
-    model: str = typer.Argument(..., help="zoo model with weights, e.g. mobilenetv1-fmnist"),
+    model: str = typer.Argument(..., help=MODEL_HELP + " (with trained weights)"),
     policy: Path = typer.Argument(..., help="policy JSON"),
     epochs: int = typer.Option(3, help="fine-tune epochs over the train split"),
     lr: float = typer.Option(0.005, help="peak learning rate (cosine schedule)"),
@@ -142,6 +165,10 @@ def finetune(
     std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
     metric_mode: str | None = METRIC_MODE,
     result: Path | None = typer.Option(None, help="also write the accuracies to this JSON file"),
+    dataset: str | None = typer.Option(None, help="dataset [default: the zoo model's]"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Quantization-aware fine-tune of MODEL under POLICY; report test top-1 before and after."""
     import torch
@@ -158,9 +185,12 @@ def finetune(
         raise ConfigError(f"--calib-batches must be >= 1, got {calib_batches}")
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / 'ft.pt'}")
-    chosen = data_choice(None, data, resize, mean, std, grayscale, metric, metric_mode)
-    float_net, net, _, splits = _quantized(model, policy, data_dir, calib_batches, per_tensor,
-                                           "nearest", chosen.source())
+    chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
+    float_net, net, _, splits = _quantized(choice, policy, chosen.dataset, data_dir,
+                                           calib_batches, per_tensor, "nearest", target,
+                                           chosen.source())
     before = measure(net, splits.test, chosen.metric)
     started = time.perf_counter()
     with _progress_bar() as bar:
@@ -180,11 +210,12 @@ def finetune(
                   f"({time.perf_counter() - started:.0f} s)")
     record = {"command": "finetune", "model": model, "policy": str(policy),
               "dataset": splits.name, "calibration_batches": calib_batches,
-              "finetune_epochs": epochs, "post_training_test_accuracy": before,
-              "test_accuracy": after, "float_test_accuracy": float_acc,
-              "quality": chosen.metric.describe()}
+              "device": str(target), "finetune_epochs": epochs,
+              "post_training_test_accuracy": before, "test_accuracy": after,
+              "float_test_accuracy": float_acc, "quality": chosen.metric.describe()}
     _write_result(result, record)
     if out is not None:
-        state = {"state_dict": net.state_dict(), "policy": policy.read_text(), "result": record}
+        weights = {k: v.cpu() for k, v in net.state_dict().items()}  # loadable anywhere
+        state = {"state_dict": weights, "policy": policy.read_text(), "result": record}
         atomic_write(out, lambda handle: torch.save(state, handle))
         console.print(f"wrote {out}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -23,88 +22,18 @@ from haq.cli._data_options import (
     STD,
     data_choice,
 )
+from haq.cli._log_options import LOG_DIR_HELP, LOG_HELP, LOG_URI_HELP
+from haq.cli._model_options import (
+    ALLOW_REUSE_HELP,
+    DEVICE_HELP,
+    INPUT_SHAPE_HELP,
+    MODEL_HELP,
+    choose_device,
+    choose_model,
+    load_data,
+)
 
 _METRICS = ("latency", "energy", "size", "bops", "cycles")
-
-
-def _load_factory(target: str) -> Any:
-    """``path/to/file.py:factory`` -> the nn.Module the factory returns."""
-    from torch import nn
-
-    from haq.errors import ConfigError
-
-    path_text, _, attr = target.rpartition(":")
-    path = Path(path_text)
-    if not path.is_file():
-        raise ConfigError(f"model file {path} does not exist; give a zoo name (`haq models`) or "
-                          "path/to/file.py:factory")
-    spec = importlib.util.spec_from_file_location(f"haq_user_model_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # the user's file: say what broke, not where inside haq
-        raise ConfigError(f"cannot import {path}: {_one_line(err)}; fix the file") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"{path} has no callable {attr!r}; MODEL must be file.py:factory")
-    try:
-        model = factory()
-    except Exception as err:
-        raise ConfigError(f"{target}() raised {_one_line(err)}; fix the factory (it is called "
-                          "with no arguments)") from None
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"{target} returned {type(model).__name__}, not an nn.Module")
-    return model
-
-
-def _one_line(err: BaseException) -> str:
-    """``SyntaxError: invalid syntax (net.py, line 3)``: the error's type and first line."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-def _trace(net: Any, shape: tuple[int, ...], allow_reuse: bool) -> Any:
-    """Specs of ``net`` on a zero input of ``shape``; a shape the model cannot take is the
-    user's mistake, so it is a one-line error."""
-    import torch
-
-    from haq.errors import ConfigError, HaqError
-    from haq.specs import extract_specs
-
-    try:
-        return extract_specs(net, torch.zeros(1, *shape), allow_reuse=allow_reuse)
-    except HaqError:
-        raise
-    except Exception as err:
-        raise ConfigError(f"--input-shape {','.join(map(str, shape))} does not fit the model "
-                          f"({_one_line(err)}); give the C,H,W of one input sample") from None
-
-
-def _resolve(model: str, dataset: str | None, input_shape: str | None,
-             allow_reuse: bool = False) -> tuple[Any, str, str, Any]:
-    """(model object or zoo name, display name, dataset name, specs or None)."""
-    from haq.errors import ConfigError
-
-    if ".py:" not in model:
-        from haq.models import info
-
-        return model, model, dataset or info(model).dataset, None
-    if dataset is None:
-        raise ConfigError("a model given as file.py:factory needs --dataset (fashion-mnist, "
-                          "digits or synthetic) or --data (your folder or file.py:factory)")
-    if allow_reuse and not input_shape:
-        raise ConfigError("--allow-reuse needs --input-shape C,H,W to trace the model")
-    net = _load_factory(model)
-    specs = None
-    if input_shape:
-        try:
-            shape = tuple(int(v) for v in input_shape.split(","))
-        except ValueError:
-            raise ConfigError(f"--input-shape {input_shape!r} must look like 1,28,28") from None
-        specs = _trace(net, shape, allow_reuse)
-    return net, Path(model.rpartition(":")[0]).stem, dataset, specs
 
 
 def _budgets(given: dict[str, list[str]]) -> dict[str, str]:
@@ -185,7 +114,7 @@ def _status(event: dict[str, Any], units: dict[str, str]) -> str:
 
 
 def search(
-    model: str = typer.Argument(..., help="zoo model name, or path/to/file.py:factory"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     hardware: str = typer.Option("bismo-edge", help="cost model (`haq cost list`)"),
     # lists, so that a budget given twice is refused instead of the last one silently winning
     latency: list[str] = typer.Option(  # noqa: B006
@@ -227,22 +156,25 @@ def search(
     data: str | None = DATA, resize: str | None = RESIZE, mean: str | None = MEAN,
     std: str | None = STD, grayscale: bool = GRAYSCALE, metric: str | None = METRIC,
     metric_mode: str | None = METRIC_MODE,
-    input_shape: str | None = typer.Option(None, help="C,H,W to trace a file.py model"),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
     param: list[str] = typer.Option([], "--param", "-p",  # noqa: B006 - typer needs a list
                                     help="strategy setting key=value, repeatable"),
     hw_param: list[str] = typer.Option([], "--hw-param",  # noqa: B006
                                        help="cost-model setting key=value (`haq cost list`), "
                                        "e.g. --hardware table --hw-param path=t.csv"),
-    allow_reuse: bool = typer.Option(False, "--allow-reuse", help="a layer called several "
-                                     "times per forward gets one bit setting (needs "
-                                     "--input-shape)"),
+    allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
     export: str | None = typer.Option(None, "--export", help="also write the best model in this "
                                       "format (onnx, qonnx, packed) into the run directory"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    log: str | None = typer.Option(None, "--log", help=LOG_HELP),
+    log_uri: str | None = typer.Option(None, "--log-uri", help=LOG_URI_HELP),
+    log_dir: Path | None = typer.Option(None, "--log-dir", help=LOG_DIR_HELP),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.quantize import QuantConfig
     from haq.search import EvalConfig, FinalConfig, RescoreConfig
     from haq.search import search as run_search
+    from haq.tracking import open_tracker
 
     budgets = _budgets(dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True)))
     space = bit_space(bits, w_bits, a_bits, min_bits, max_bits)  # refused before any loading
@@ -252,17 +184,19 @@ def search(
         get_format(export)
     cost_model = _cost_model(hardware, hw_param, param)
     chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
-    net, name, data_name, specs = _resolve(model, chosen.dataset, input_shape, allow_reuse)
-    splits = chosen.source(data_name)
-    run_dir = run or Path("runs") / f"{name}-{hardware}-{strategy}-s{seed}"
+    target = choose_device(device)
+    choice = choose_model(model, input_shape, allow_reuse)
+    splits = load_data(choice, chosen.dataset, chosen=chosen)
+    run_dir = run or Path("runs") / f"{choice.name}-{hardware}-{strategy}-s{seed}"
+    tracker = open_tracker(log, run_dir, uri=log_uri, log_dir=log_dir)  # refused before work
     units: dict[str, str] = {}
-    with _bar() as bar:
+    with _bar() as bar, tracker:
         task = bar.add_task("search", total=episodes, status="starting")
-        progress = _on_event(bar, task, units)
+        progress = tracker.wrap(_on_event(bar, task, units))
         from haq.cost import METRIC_UNITS
 
         units.update(METRIC_UNITS)
-        result = run_search(net, splits, cost_model, budgets, strategy, specs=specs,
+        result = run_search(choice.net, splits, cost_model, budgets, strategy, specs=choice.specs,
                             space=space,
                             evaluation=EvalConfig(eval_samples, finetune_steps),
                             rescore=RescoreConfig(rescore_top, rescore_steps),
@@ -271,7 +205,10 @@ def search(
                             preset=preset, pin_ends=pin_ends,
                             quant_config=None if rounding == "nearest" else replace(
                                 QuantConfig.preset(preset), rounding=rounding),
-                            progress=progress, metric=chosen.metric, **_params(param))
+                            progress=progress, metric=chosen.metric, device=str(target),
+                            **_params(param))
+        _record_command(run_dir)
+        tracker.finish(result, run_dir)
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")
     console.print(heldout_line(result) if chosen.metric.name == "top1"
@@ -282,11 +219,11 @@ def search(
         how = "after fine-tune" if finetune_epochs else "post-training"
         console.print(f"test top-1 {how}  {result.extra['test_accuracy']:.2f}% (float "
                       f"{result.extra['float_test_accuracy']:.2f}%)")
-    _record_command(run_dir)
     if export is not None:
         from haq.cli._export import export_best
 
-        written = export_best(run_dir, result.best, net, splits, preset, seed, export)
+        written = export_best(run_dir, result.best, choice.net, splits, preset, seed, export,
+                              device=target)
         console.print(f"exported  {written}")
     console.print(f"run directory  {run_dir}  (best_policy.json, journal.jsonl; "
                   f"`haq report {run_dir}`)")

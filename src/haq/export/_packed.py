@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from haq.device import model_device
 from haq.errors import ExportError
 from haq.export._codes import WeightCodes
 from haq.export._registry import ExportJob, Runner, register_format
@@ -47,10 +48,11 @@ class Packed:
         import copy
 
         model = load_packed(path, strip_(copy.deepcopy(reference))).eval()
+        device = model_device(model)  # the reference's device: loaded tensors are copied in
 
         def run(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                return model(x)
+                return model(x.to(device, non_blocking=True))
 
         return run
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from haq.data import loader as batches
+from haq.device import model_device
 from haq.errors import DatasetError, ExportError
 from haq.export._registry import get_format
 
@@ -105,13 +106,15 @@ def check_parity(exported: str | Path, model: nn.Module, loader: Iterable[Any], 
     model.eval()
     images = same = right_ref = right_out = 0
     max_diff = 0.0
+    device = model_device(model)  # the runtime runs on the host, haq's model where it is
     try:
         with torch.no_grad():
             for index, batch in enumerate(loader):
                 if max_batches is not None and index >= max_batches:
                     break
                 x, y = _split(batch)
-                ref, out = model(x).float(), run(x).float()
+                ref = model(x.to(device, non_blocking=True)).float().cpu()
+                out = run(x).float().cpu()
                 max_diff = max(max_diff, float((ref - out).abs().max()))
                 pred_ref, pred_out = ref.argmax(1), out.argmax(1)
                 images += len(y)

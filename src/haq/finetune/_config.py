@@ -39,7 +39,8 @@ class TrainConfig:
             loss = (1 - distill) * cross-entropy + distill * T^2 * KL(teacher || student) at
             temperature T = ``temperature``. Needs a ``teacher`` passed to ``train``.
         temperature: softmax temperature of the distillation term.
-        device: torch device the model and batches are moved to.
+        device: device the model and batches are moved to (``"cpu"``, ``"cuda"``, ``"auto"``);
+            ``None`` (the default) trains where the model already is.
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -56,7 +57,7 @@ class TrainConfig:
     max_batches: int | None = None
     distill: float = 0.0
     temperature: float = 1.0
-    device: str = "cpu"
+    device: str | None = None
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be an integer, got {getattr(self, name)!r}"

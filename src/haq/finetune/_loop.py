@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from haq.data import check_labels, loader, size_of
+from haq.device import model_device, resolve_device
 from haq.errors import ConfigError
 from haq.finetune._augment import augment_batch
 from haq.finetune._config import TrainConfig
@@ -32,8 +33,8 @@ def _as_loader(data: Data, batch_size: int, shuffle: bool, seed: int) -> Iterabl
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, batch_size: int = 128, device: str = "cpu",
-             max_samples: int | None = None) -> float:
+def evaluate(model: nn.Module, data: Data, batch_size: int = 128,
+             device: str | torch.device | None = None, max_samples: int | None = None) -> float:
     """Top-1 accuracy in percent, in eval mode and without gradients.
 
     The model's train/eval mode is restored afterwards.
@@ -43,30 +44,33 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 128, device: str = 
         data: a Dataset of ``(image, label)`` or a DataLoader of such batches.
         batch_size: batch size when ``data`` is a Dataset (small batches keep activations in
             CPU cache: 100-128 measured faster than 250-500 for the zoo models).
-        device: device the batches are moved to (the model is expected there already).
+        device: device the batches are moved to; ``None`` = where the model is (the model
+            itself is not moved).
         max_samples: score only the first ``max_samples`` samples.
 
     Raises:
         ConfigError: the data is empty or not a Dataset/DataLoader.
     """
     limit = math.inf if max_samples is None else max_samples
+    target = model_device(model) if device is None else resolve_device(device)
     was_training = model.training
     model.eval()
-    correct = total = 0
+    correct, total = torch.zeros((), dtype=torch.int64, device=target), 0
     try:
         for x, y in _as_loader(data, batch_size, shuffle=False, seed=0):
             if total >= limit:
                 break
             keep = int(min(len(y), limit - total))
-            logits = model(x[:keep].to(device))
+            logits = model(x[:keep].to(target, non_blocking=True))
             check_labels(y[:keep], logits.shape[1])
-            correct += int((logits.argmax(dim=1) == y[:keep].to(device)).sum())
+            # counted on the device: one copy to the host at the end, not one per batch
+            correct += (logits.argmax(dim=1) == y[:keep].to(target, non_blocking=True)).sum()
             total += keep
     finally:
         model.train(was_training)
     if total == 0:
         raise ConfigError("cannot evaluate on an empty dataset")
-    return 100.0 * correct / total
+    return 100.0 * int(correct) / total
 
 
 def _batches_per_epoch(data: Iterable[Any], config: TrainConfig) -> int:
@@ -109,20 +113,24 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 class _Epoch:
-    """Running loss and accuracy of one epoch, on the training batches as seen."""
+    """Running loss and accuracy of one epoch, on the training batches as seen. The sums
+    stay on the model's device, so a step never waits for a copy to the host."""
 
-    def __init__(self, index: int) -> None:
-        self.index, self.loss_sum, self.correct, self.seen = index, 0.0, 0, 0
+    def __init__(self, index: int, device: torch.device) -> None:
+        self.index, self.seen = index, 0
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
 
-    def add(self, loss: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         n = int(y.numel())
-        self.loss_sum += loss * n
-        self.correct += int((logits.argmax(1) == y).sum())
+        self.loss_sum += loss.detach().double() * n
+        self.correct += (logits.argmax(1) == y).sum()
         self.seen += n
 
     def summary(self) -> dict[str, float]:
         seen = max(self.seen, 1)
-        return {"loss": self.loss_sum / seen, "train_accuracy": 100.0 * self.correct / seen}
+        return {"loss": float(self.loss_sum) / seen,
+                "train_accuracy": 100.0 * int(self.correct) / seen}
 
 
 def _distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -187,7 +195,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     data = _as_loader(train_data, config.batch_size, shuffle=True, seed=config.seed)
     per_epoch = _batches_per_epoch(data, config)
     total = config.steps if config.steps is not None else config.epochs * per_epoch
-    model.to(config.device)
+    device = model_device(model) if config.device is None else resolve_device(config.device)
+    model.to(device)
     optimizer = _optimizer(model, config)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: dict[str, Any] = {"loss": [], "train_accuracy": [], "lr": []}
@@ -203,6 +212,7 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     def close(epoch: _Epoch) -> None:
         record = {"event": "epoch", "epoch": epoch.index, "step": step, "total_steps": total,
                   "lr": lr, **epoch.summary()}
+        _check_finite(record["loss"], f"in epoch {epoch.index + 1} (by step {step})", config)
         if eval_data is not None:
             record[eval_key] = evaluate(model, eval_data, device=config.device) \
                 if scorer is None else scorer.value(model, _as_loader(eval_data, 128, False, 0))
@@ -215,30 +225,28 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             teacher if config.distill > 0 else None) as teacher:
         torch.manual_seed(config.seed)
         model.train()
-        epoch = _Epoch(0)
+        epoch = _Epoch(0, device)
         for index, (x, y) in _batches(data, config, per_epoch):
             if index != epoch.index:
                 close(epoch)
-                epoch = _Epoch(index)
+                epoch = _Epoch(index, device)
             lr = _set_lr(optimizer, config, step, total)
-            x, y = x.to(config.device), y.to(config.device)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if config.augment:
                 x = augment_batch(x, aug_gen)
             logits = model(x)
             check_labels(y, logits.shape[1])
             loss = _loss(criterion, logits, y, config, teacher, x)
-            if not torch.isfinite(loss):
-                raise ConfigError(
-                    f"training diverged: loss is {loss.item()} at step {step}; lower lr "
-                    f"(now {config.lr}) or check the model")
+            if progress is not None:  # the caller asked for every step's loss: read it now
+                loss_value = float(loss.detach())
+                _check_finite(loss_value, f"at step {step}", config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if after_step is not None:
                 after_step(model)
             step += 1
-            loss_value = float(loss.detach())
-            epoch.add(loss_value, logits.detach(), y)
+            epoch.add(loss, logits.detach(), y)
             if progress is not None:
                 progress({"event": "step", "step": step, "total_steps": total,
                           "epoch": index, "loss": loss_value, "lr": lr})
@@ -247,6 +255,14 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     history["steps"] = step
     history["seconds"] = time.perf_counter() - started
     return history
+
+
+def _check_finite(loss: float, where: str, config: TrainConfig) -> None:
+    """Without a progress callback the loss is only read at the end of an epoch (so that a
+    step never waits for the device); a NaN or inf by then still stops the run."""
+    if not math.isfinite(loss):
+        raise ConfigError(f"training diverged: loss is {loss} {where}; lower lr "
+                          f"(now {config.lr}) or check the model")
 
 
 @contextlib.contextmanager

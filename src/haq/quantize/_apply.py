@@ -105,7 +105,7 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
     batches = iter(data)
     first = next(batches, None)
     if first is not None and any(m.quant_config.fold_bn for m in layers.values()):
-        fold_batchnorm_(model, _batch_input(first).to(device))
+        fold_batchnorm_(model, _batch_input(first).to(device, non_blocking=True))
     for layer in layers.values():
         layer.begin_observe()
     was_training, seen, ok = model.training, 0, False
@@ -115,7 +115,7 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
             for batch in itertools.chain([] if first is None else [first], batches):
                 if max_batches is not None and seen >= max_batches:
                     break
-                model(_batch_input(batch).to(device))
+                model(_batch_input(batch).to(device, non_blocking=True))
                 seen += 1
         _check_calibrated(layers, seen)
         ok = True

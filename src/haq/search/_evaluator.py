@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from haq.data import head, loader
+from haq.device import model_device, to_device
 from haq.errors import ConfigError
 from haq.finetune import TrainConfig, finetune, search_finetune_config
 from haq.metrics import as_metric
@@ -144,9 +145,10 @@ def reestimate_batchnorm_(model: nn.Module, batches: Sequence[Any]) -> None:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the batches
         norm.train()
+    device = model_device(model)
     try:
         for batch in batches:
-            model(batch[0] if isinstance(batch, list | tuple) else batch)
+            model(to_device(batch[0] if isinstance(batch, list | tuple) else batch, device))
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum

@@ -21,7 +21,7 @@ from haq.specs import LayerSpec
 # result.extra keys copied into result.json (test_* are on the test split, the rest held-out)
 # (scores of the run's metric; "quality" names it and gives its own values)
 _EXTRA = ("float_accuracy", "w8a8_accuracy", "test_accuracy", "float_test_accuracy",
-          "final_finetune", "quality", "test_split")
+          "final_finetune", "quality", "test_split", "device")
 
 
 def write_inputs(path: Path, specs: Sequence[LayerSpec], table: CostTable, *,

@@ -20,6 +20,7 @@ from torch import nn
 
 from haq.cost import Budget, CostModel, CostTable, check_feasible
 from haq.data import DataSplits, as_splits, check_fits, first_batch, head, loader, size_of
+from haq.device import resolve_device
 from haq.errors import ConfigError
 from haq.metrics import TOP1, as_metric
 from haq.policy import BitSpace
@@ -160,7 +161,8 @@ def build_problem(model: nn.Module | str, data: Any,
                   specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
                   quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
                   seed: int = 0, preset: str = "default", pin_ends: bool | None = None,
-                  model_name: str | None = None, metric: Any = None) -> SearchProblem:
+                  model_name: str | None = None, metric: Any = None,
+                  device: str | None = "auto") -> SearchProblem:
     """The search problem: everything a strategy may use, built once from the user's inputs.
 
     Args:
@@ -187,11 +189,15 @@ def build_problem(model: nn.Module | str, data: Any,
         model_name: name recorded in the provenance (default: the zoo name or class name).
         metric: what policies are scored by (``haq.metrics.as_metric``: ``None`` = top-1, a
             function ``(model, loader) -> float``, a ``Metric``, ``"file.py:function"``).
+        device: where calibration, scoring and fine-tuning run: ``"auto"`` (CUDA if available),
+            ``"cpu"`` or ``"cuda"``; the float model is moved there (a module passed in is
+            moved in place) after the cheap checks and before any batch runs.
 
     Raises:
         BudgetInfeasibleError: no policy in ``space`` meets the budgets (checked up front).
-        ConfigError: unknown preset or malformed inputs.
+        ConfigError: unknown preset, malformed inputs, or a device this machine lacks.
     """
+    target = resolve_device(device)  # a missing CUDA is refused before any work
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     evaluation = evaluation or EvalConfig()
@@ -207,6 +213,7 @@ def build_problem(model: nn.Module | str, data: Any,
     space = resolve_space(space, preset, pin_ends, specs)
     check_feasible(table, budget_list, space, specs)
     quant_config = quant_config or QuantConfig.preset(preset)
+    net = net.to(target)
     size = size_of(splits.heldout)
     samples = evaluation.samples if size is None or evaluation.samples is None \
         else min(evaluation.samples, size)

@@ -19,6 +19,7 @@ from torch import nn
 
 from haq.cost import Budget, CostModel, CostTable
 from haq.data import DataSplits, loader
+from haq.device import resolve_device
 from haq.metrics import as_metric
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
@@ -92,17 +93,19 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
            rescore: RescoreConfig | None = None, final: FinalConfig | None = None,
            episodes: int | None = None, seed: int = 0, run_dir: str | Path | None = None,
            resume: bool = False, preset: str = "default", pin_ends: bool | None = None,
-           progress: Progress | None = None, metric: Any = None,
+           progress: Progress | None = None, metric: Any = None, device: str | None = "auto",
            **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
 
     Args:
         model, data, cost_model, budgets, specs, space, quant_config, evaluation, seed, preset,
-            pin_ends, metric: the problem, as for ``build_problem``. ``data`` may be a
+            pin_ends, metric, device: the problem, as for ``build_problem``. ``data`` may be a
             dataset name, an image folder, ``file.py:factory``, ``DataSplits`` or a dict /
             tuple of torch Datasets or DataLoaders; ``metric`` a function ``(model, loader)
             -> float`` (with ``haq.metrics.Metric(fn, name, mode="min")`` when lower is
-            better) that replaces top-1 in the reward, the leaderboard and the report.
+            better) that replaces top-1 in the reward, the leaderboard and the report;
+            ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (every calibration, score and
+            fine-tune runs there).
         strategy: a registered strategy (``haq``, ``random``, ``uniform``, ...).
         rescore: re-rank the best distinct policies after a short recovery fine-tune each
             (``RescoreConfig(top, steps)``; off by default).
@@ -121,9 +124,9 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     Returns:
         The strategy's result (``seconds`` and ``evaluations`` measured by ``run_strategy``);
         ``extra`` holds ``float_accuracy`` and ``w8a8_accuracy`` (held-out), ``test_accuracy``
-        of the chosen policy (after the final fine-tune if any) and ``float_test_accuracy``
+        of the chosen policy (after the final fine-tune if any), ``float_test_accuracy``
         (all scores of the metric: top-1 by default; ``extra["quality"]`` names the metric
-        and gives its own values, un-negated for a ``"min"`` metric).
+        and gives its own values, un-negated for a ``"min"`` metric) and the ``device``.
         With ``run_dir``, the directory also gets ``specs.json``, ``cost_table.json``,
         ``best_policy.json`` and ``result.json`` for ``haq report``.
 
@@ -133,12 +136,14 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     """
     legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
+    target = resolve_device(device)
     if run_dir is not None:
         check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
     net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
     problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
-                            preset=preset, pin_ends=pin_ends, model_name=name, metric=metric)
+                            preset=preset, pin_ends=pin_ends, model_name=name, metric=metric,
+                            device=str(target))
     if strategy in ("haq", "haq-ilp"):
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
@@ -153,6 +158,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
         result = rescore_result(problem, result, rescore, seed=seed, run_dir=path,
                                 progress=progress)
         result.extra["float_accuracy"] = problem.float_accuracy
+        result.extra["device"] = str(target)
         if problem.evaluate is not None:
             w8a8 = Policy.uniform(problem.specs, 8, 8)
             result.extra["w8a8_accuracy"] = problem.evaluate(w8a8).accuracy
@@ -178,7 +184,7 @@ def _test_scores(problem: SearchProblem, splits: DataSplits, policy: Policy, fin
     if final.trains:
         out["final_finetune"] = {**final.to_dict(), "loss": history.get("loss")}
         if path is not None:
-            buffer = quantized.state_dict()
+            buffer = {k: v.cpu() for k, v in quantized.state_dict().items()}
             atomic_write(RunLayout(path).final_model,
                          lambda handle: torch.save(buffer, handle))
     return out

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from haq.device import on_cpu
 from haq.errors import ConfigError, StrategyError
 from haq.policy import FLOAT_INDEX, GRID_SIZE, bits_index
 from haq.quantize import (
@@ -158,7 +159,7 @@ class HawqStrategy(ScoreIlpStrategy):
             raise StrategyError("hawq needs the float model in the search problem "
                                 "(SearchProblem.model)")
         inputs, _ = curvature_inputs(problem, self.batches)
-        model = problem.model
+        model = on_cpu(problem.model)  # the probes are written for the CPU
         if self.quant_config.fold_bn:  # curvature and perturbation of the weights quantized
             model = copy.deepcopy(model).eval()
             with torch.no_grad():

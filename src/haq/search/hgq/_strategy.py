@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from haq.cost import within_limit
+from haq.device import on_cpu
 from haq.errors import ConfigError, StrategyError
 from haq.policy import GRID_SIZE, BitSpace, policy_from_bits
 from haq.runs import BEST, RunStore
@@ -182,7 +183,7 @@ class HgqStrategy(Strategy):
         s = self.settings
         data = split_batches(problem.train_data, s["val_fraction"], s["batch_size"])
         calibration = calibration_inputs(problem) or [x for x, _ in data.train[:4]]
-        model, layers = wrap_model(problem.model, problem.specs, calibration,
+        model, layers = wrap_model(on_cpu(problem.model), problem.specs, calibration,
                                    weight_granularity=s["weight_granularity"],
                                    act_granularity=s["act_granularity"],
                                    init_weight_bits=s["init_weight_bits"],

@@ -11,10 +11,12 @@ table, or ``haq hw profile`` measured on this host), and the sensitivity side is
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from haq.device import on_cpu
 from haq.errors import ConfigError, StrategyError
 from haq.quantize import QuantConfig
 from haq.search._base import SearchProblem, register_strategy
@@ -101,6 +103,7 @@ class OhqStrategy(ScoreIlpStrategy):
         if problem.model is None:
             raise StrategyError("ohq needs the float model in the search problem "
                                 "(SearchProblem.model) to probe layer sensitivities")
+        problem = replace(problem, model=on_cpu(problem.model))  # probes run on the CPU
         inputs, _ = self.probe_inputs(problem, seed)
         sens = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space,
                                config=self.quant_config)
