@@ -14,6 +14,7 @@ from haq.cli._model_options import (
     DEVICE_HELP,
     INPUT_SHAPE_HELP,
     MODEL_HELP,
+    calibrated,
     check_data_shape,
     choose_device,
     choose_model,
@@ -33,22 +34,18 @@ def quantized_model(net: Any, policy: Any, data_name: Any, *, preset: str = "def
     ``data_name`` is a dataset name or the ``DataSplits`` of ``--data``. Calibration runs on
     ``device``; the returned model stays there.
     """
-    import copy
-
     import torch
 
     from haq import data as hdata
     from haq.errors import ConfigError
     from haq.models import create
-    from haq.quantize import QuantConfig, apply_policy_
+    from haq.quantize import QuantConfig
 
-    model = create(net, pretrained=True) if isinstance(net, str) else copy.deepcopy(net)
-    model = model.to(device)
+    float_net = create(net, pretrained=True) if isinstance(net, str) else net
     splits = data_name if isinstance(data_name, hdata.DataSplits) \
         else hdata.load(data_name, root=data_dir)
-    train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
-    calibration = [batch for batch, _ in zip(train, range(calib_batches), strict=False)]
-    apply_policy_(model, policy, calibration, QuantConfig.preset(preset))
+    model, calibration = calibrated(float_net, policy, splits, QuantConfig.preset(preset),
+                                    seed=seed, calib_batches=calib_batches, device=device)
     if weights is not None:
         if not weights.is_file():
             raise ConfigError(f"--weights {weights} does not exist; give a run's final_model.pt")

@@ -153,6 +153,23 @@ def load_data(choice: ModelChoice, dataset: str | None, data_dir: Path | None = 
     return splits
 
 
+def calibrated(float_net: Any, policy: Any, splits: Any, config: Any, *, seed: int = 0,
+               calib_batches: int = 8, device: Any = "cpu") -> tuple[Any, list[Any]]:
+    """(a quantized copy of ``float_net`` on ``device``, its calibration batches): calibrated as
+    `haq search --seed` does, on the first ``calib_batches`` batches of 128 of the train split
+    shuffled with ``seed``. ``float_net`` itself is left as it is."""
+    import copy
+
+    from haq import data as hdata
+    from haq.quantize import apply_policy_
+
+    model = copy.deepcopy(float_net).to(device)
+    train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
+    calibration = [batch for batch, _ in zip(train, range(calib_batches), strict=False)]
+    apply_policy_(model, policy, calibration, config)
+    return model, calibration
+
+
 def choose_device(device: str) -> Any:
     """``--device`` as a checked ``torch.device`` (a missing CUDA is refused up front)."""
     from haq.device import resolve_device

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from haq.cli._model_options import (
     INPUT_SHAPE_HELP,
     MODEL_HELP,
     ModelChoice,
+    calibrated,
     check_data_shape,
     choose_device,
     choose_model,
@@ -42,7 +42,7 @@ def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
     batches, on ``device``."""
     from haq import data as hdata
     from haq.policy import Policy
-    from haq.quantize import QuantConfig, apply_policy_
+    from haq.quantize import QuantConfig
 
     float_net = choice.module().to(device)  # a cost-only zoo model is refused before the data
     splits = data if data is not None else hdata.load(dataset_for(choice, dataset),
@@ -52,12 +52,10 @@ def _quantized(choice: ModelChoice, policy_path: Path, dataset: str | None,
         choice.shape = tuple(splits.input_shape)
     specs = choice.layer_specs()
     policy = Policy.load(policy_path, specs)
-    calibration = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     config = QuantConfig(weight_granularity="per_tensor" if per_tensor else "per_channel",
                          rounding=rounding)
-    net = copy.deepcopy(float_net)
-    apply_policy_(net, policy,
-                  [x for x, _ in zip(calibration, range(calib_batches), strict=False)], config)
+    net, _ = calibrated(float_net, policy, splits, config, calib_batches=calib_batches,
+                        device=device)
     return float_net, net, specs, splits
 
 
