@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from haq.cost import Budget, CostTable
+    from haq.executors import Executor
     from haq.quantize import QuantConfig
 
 
@@ -62,6 +63,8 @@ class SearchProblem:
             model + parameters, ``table_hash``); run journals and result policies record it.
         quant_config: the quantizer ``evaluate`` uses; re-scoring and the final test score
             quantize the same way (``QuantConfig()`` when ``None``).
+        executor: where batches of independent jobs run (episodes, probes); ``None`` runs
+            them in this process one at a time. Its ``workers`` is the episode loop's batch.
     """
 
     specs: Sequence[LayerSpec]
@@ -76,6 +79,7 @@ class SearchProblem:
     heldout: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
     quant_config: QuantConfig | None = None
+    executor: Executor | None = None
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from haq.cost import Budget, CostModel, CostTable
 from haq.data import DataSplits
+from haq.executors import check_request, make_executor
 from haq.finetune import evaluate
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
@@ -65,7 +67,9 @@ def run_strategy(problem: SearchProblem, strategy: str, params: Mapping[str, Any
     result = runner.run(dataclasses.replace(problem, evaluate=counted), seed=seed,
                         run_dir=run_dir, resume=resume, progress=progress)
     result.seconds = time.perf_counter() - start
-    result.evaluations = 0 if counted is None else counted.calls
+    # evaluations on remote workers count there; the executor reports them
+    remote = result.extra.get("executor", {}).get("remote_evaluations", 0)
+    result.evaluations = (0 if counted is None else counted.calls) + remote
     return result
 
 
@@ -92,7 +96,8 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
            rescore: RescoreConfig | None = None, final: FinalConfig | None = None,
            episodes: int | None = None, seed: int = 0, run_dir: str | Path | None = None,
            resume: bool = False, preset: str = "default", pin_ends: bool | None = None,
-           progress: Progress | None = None, **strategy_params: Any) -> SearchResult:
+           progress: Progress | None = None, workers: int | None = None,
+           ray_address: str | None = None, **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
 
     Args:
@@ -108,6 +113,10 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         resume: continue the run in ``run_dir`` instead of refusing to overwrite it.
         progress: called after every episode with a small dict (and with ``{"stage":
             "rescore", ...}`` after each re-scored policy); the library never prints.
+        workers, ray_address: run on Ray (the ``haq[ray]`` extra): ``workers`` actors, each
+            holding one model replica, evaluate that many episodes per round, and OHQ/HAWQ
+            probes run as Ray tasks; ``ray_address`` joins a running cluster instead of
+            starting a local one. Neither given: everything runs in this process, Ray unused.
         **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``). The flat
             keywords of haq 0.1.0 (``eval_samples``, ``finetune_steps``,
             ``final_finetune_epochs``, ``final_finetune_steps``, ``final_distill``,
@@ -128,6 +137,7 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
     if run_dir is not None:
         check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
+    check_request(workers, ray_address)
     net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
     problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
@@ -138,7 +148,7 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         strategy_params["episodes"] = episodes
     get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None
-    with claim(path, resume):  # one process per run directory, for the run's lifetime
+    with claim(path, resume), _executor(problem, workers, ray_address) as problem:
         if path is not None:
             write_inputs(path, problem.specs, problem.table, keep=resume)
         result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,
@@ -153,6 +163,20 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         if path is not None:
             write_outputs(path, result, problem, strategy, seed)
     return result
+
+
+@contextmanager
+def _executor(problem: SearchProblem, workers: int | None, ray_address: str | None
+              ) -> Iterator[SearchProblem]:
+    """``problem`` with the executor asked for (none: unchanged), closed after the run."""
+    executor = make_executor(workers, ray_address)
+    if executor is None:
+        yield problem
+        return
+    try:
+        yield dataclasses.replace(problem, executor=executor)
+    finally:
+        executor.close()
 
 
 def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: FinalConfig,

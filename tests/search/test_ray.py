@@ -1,0 +1,125 @@
+"""Distributed search on a local Ray with 2 CPUs: determinism, faults, resume, Ray stays unused
+without workers. One Ray instance serves the module (start-up costs seconds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from haq_ray_jobs import KillOnce, Slow, problem, run
+
+from haq.executors import LocalExecutor, RayExecutor
+from haq.policy import policy_from_record
+from haq.runs import BEST, JOURNAL, Journal
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).parent
+TIMING = ("seconds", "agent_seconds", "project_seconds")
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray with 2 CPUs whose workers import this folder's helper modules."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    if saved is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The batched run (K = 2) on the in-process executor: what every Ray run must equal."""
+    _, prob = problem(Slow, 0.0)
+    prob.executor = LocalExecutor(2)
+    return run(prob, 14)
+
+
+def test_batched_run_on_ray_equals_the_local_one(cluster, reference) -> None:
+    _, prob = problem(Slow, 0.0)
+    prob.executor = RayExecutor(2)
+    result = run(prob, 14)
+    assert _strip(result.history) == _strip(reference.history)
+    assert result.extra["executor"] == {"executor": "ray", "workers": 2, "reruns": 0,
+                                        "remote_evaluations": result.evaluations}
+    # K = 2 is another algorithm than K = 1: the agent learns once per round of two
+    _, single = problem(Slow, 0.0)
+    one = run(single, 14)
+    assert [r["raw"] for r in one.history] != [r["raw"] for r in result.history]
+
+
+def test_killed_worker_has_its_episode_rerun(cluster, reference, tmp_path, caplog) -> None:
+    syn, _ = problem(Slow, 0.0)
+    target = policy_from_record(syn.specs, reference.history[6])
+    _, prob = problem(KillOnce, 0.0, target, tmp_path / "killed")
+    prob.executor = RayExecutor(2)
+    with caplog.at_level(logging.WARNING, logger="haq.executors"):
+        result = run(prob, 14, tmp_path / "run")
+    assert (tmp_path / "killed").exists()  # a worker really died
+    assert result.extra["executor"]["reruns"] == 1
+    assert "re-running it on another worker" in caplog.text
+    journal = Journal(tmp_path / "run" / JOURNAL).read()
+    assert [r["episode"] for r in journal] == list(range(14))  # nothing lost or twice
+    assert _strip(journal) == _strip(reference.history)
+
+
+def _driver(run_dir: Path, address: str, resume: bool) -> subprocess.Popen:
+    args = [sys.executable, str(HERE / "haq_ray_jobs.py"), str(run_dir), "14", "0.3", address]
+    return subprocess.Popen(args + (["--resume"] if resume else []), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def test_driver_killed_mid_round_resumes_to_the_same_run(cluster, reference, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    journal = run_dir / JOURNAL
+    proc = _driver(run_dir, cluster, resume=False)
+    deadline = time.monotonic() + 90
+    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 7):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # episode 6 journalled, episode 7 of its round running
+    proc.wait()
+    killed = Journal(journal).read(repair=False)
+    assert len(killed) % 2 == 1, "the driver was not killed in the middle of a round"
+    done = _driver(run_dir, cluster, resume=True)
+    assert done.wait(timeout=120) == 0, done.stderr.read().decode()[-3000:]
+    records = Journal(journal).read()
+    assert _strip(records[: len(killed)]) == _strip(killed)  # no finished episode lost
+    assert [r["episode"] for r in records] == list(range(14))
+    assert _strip(records) == _strip(reference.history)
+    best = json.loads((run_dir / BEST).read_text())
+    assert best["layers"] == reference.best.to_dict()["layers"]
+
+
+def test_without_workers_ray_is_never_imported(tmp_path) -> None:
+    code = ("import sys, haq, torch\n"
+            "from haq.data import synthetic\n"
+            "from conftest import tiny_model\n"
+            "r = haq.search(tiny_model(), synthetic(), 'bismo-edge', {'bops': '0.5'}, 'random',"
+            " episodes=2, evaluation=haq.search.EvalConfig(samples=32))\n"
+            "assert r.extra['executor']['executor'] == 'local', r.extra\n"
+            "print('ray' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
