@@ -1,5 +1,9 @@
-"""Distributed search on a local Ray with 2 CPUs: determinism, faults, resume, Ray stays unused
-without workers. One Ray instance serves the module (start-up costs seconds)."""
+"""Distributed search on Ray: determinism, a killed worker, a killed driver, a lost node, and
+Ray left alone without workers.
+
+One Ray cluster serves the module (start-up costs seconds): two nodes simulated on this machine
+(``ray.cluster_utils.Cluster``), one CPU each, so the two actors of a search run on different
+nodes."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from haq.policy import policy_from_record
 from haq.runs import BEST, JOURNAL, Journal
 
 ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
@@ -31,17 +36,27 @@ def _strip(records):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray with 2 CPUs whose workers import this folder's helper modules."""
+def nodes():
+    """(cluster, its second node); the workers import this folder's helper modules."""
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved) if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False})
+    second = cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster, second
     ray.shutdown()
+    cluster.shutdown()
     if saved is None:
         os.environ.pop("PYTHONPATH")
     else:
         os.environ["PYTHONPATH"] = saved
+
+
+@pytest.fixture(scope="module")
+def cluster(nodes):
+    """The cluster's address."""
+    return nodes[0].address
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +138,22 @@ def test_without_workers_ray_is_never_imported(tmp_path) -> None:
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_search_on_two_nodes_survives_losing_one(nodes, reference) -> None:
+    """Last in the module: it replaces the second node."""
+    cluster, worker = nodes
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    _, prob = problem(Slow, 0.05)
+    prob.executor = RayExecutor(2)
+    lost = []
+
+    def lose_a_node(event: dict) -> None:
+        if event["episode"] == 4 and not lost:  # round [4, 5]: episode 5 still running
+            cluster.remove_node(worker)  # one of the two actors lived there
+            lost.append(cluster.add_node(num_cpus=1))  # where its replacement can start
+
+    result = run(prob, 14, progress=lose_a_node)
+    assert lost and result.extra["executor"]["reruns"] >= 1
+    assert _strip(result.history) == _strip(reference.history)
+    assert [r["episode"] for r in result.history] == list(range(14))
