@@ -7,6 +7,7 @@ nodes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,14 +15,21 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from haq_ray_jobs import KillOnce, Slow, problem, run
 
 from haq.executors import LocalExecutor, RayExecutor
 from haq.policy import policy_from_record
+from haq.quantize import QuantConfig
 from haq.runs import BEST, JOURNAL, Journal
+from haq.search.compare import compare
+from haq.search.hawq import perturbations
+from haq.search.ohq import mqe_sensitivity
+from haq.testing import tiny_problem
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -138,6 +146,32 @@ def test_without_workers_ray_is_never_imported(tmp_path) -> None:
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_probes_and_compare_on_ray_equal_the_local_ones(cluster) -> None:
+    problem = tiny_problem()
+    executor = RayExecutor(2)
+    inputs = list(problem.calibration)
+    local = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space)
+    remote = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space,
+                             executor=executor)
+    np.testing.assert_array_equal(remote.weight, local.weight)
+    np.testing.assert_array_equal(remote.act, local.act)
+    assert remote.forward_passes == local.forward_passes
+    for ours, theirs in zip(perturbations(problem.model, problem.specs, inputs, problem.space,
+                                          QuantConfig(), executor),
+                            perturbations(problem.model, problem.specs, inputs, problem.space,
+                                          QuantConfig()), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+    def rows(comparison):
+        return [{k: v for k, v in asdict(e).items() if not k.endswith("seconds")}
+                for e in comparison.entries]
+
+    kwargs = {"params": {"random": {"episodes": 4}}, "uniform_bits": (4, 8)}
+    here = compare(problem, ["ohq", "random"], **kwargs)
+    there = compare(dataclasses.replace(problem, executor=executor), ["ohq", "random"], **kwargs)
+    assert rows(there) == rows(here) and all(e.error is None for e in here.entries)
 
 
 def test_search_on_two_nodes_survives_losing_one(nodes, reference) -> None:

@@ -56,14 +56,20 @@ def compare(
     a_bits: str | None = typer.Option(None, help=A_BITS_HELP),
     seed: int = typer.Option(0, help="seed of every search"),
     resume: bool = typer.Option(False, help="resume the strategies' runs in OUT/runs"),
+    workers: int | None = typer.Option(None, help="run strategies and uniform points as "
+                                       "parallel Ray tasks on this many workers (the ray extra)"),
+    ray_address: str | None = typer.Option(None, help="run on this Ray cluster (`auto`, "
+                                           "host:6379); default: a local one"),
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
     from haq.data import load
+    from haq.executors import check_request, distributed
     from haq.models import info
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
+    check_request(workers, ray_address)  # before the problem is built
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     space = bit_space(bits, w_bits, a_bits, min_bits)
     cost = CostTable.load(hardware) if Path(hardware).suffix in (".json", ".csv") else hardware
@@ -90,9 +96,10 @@ def compare(
 
     final = FinalConfig(finetune_epochs, distill=finetune_distill)
     scorer = final_scorer(problem, splits.test, final, seed=seed)
-    result = compare(problem, names, final_score=scorer,
-                     params=params, seed=seed, run_root=out / "runs", resume=resume,
-                     rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
+    with distributed(problem, workers, ray_address) as problem:
+        result = compare(problem, names, final_score=scorer,
+                         params=params, seed=seed, run_root=out / "runs", resume=resume,
+                         rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
     paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
     view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
     for column in ("name", "test top-1 (%)", *(f"{m} ({u})" for m, u in result.units.items()),

@@ -225,6 +225,10 @@ def search(
                                      "--input-shape)"),
     export: str | None = typer.Option(None, "--export", help="also write the best model in this "
                                       "format (onnx, qonnx, packed) into the run directory"),
+    workers: int | None = typer.Option(None, help="evaluate this many episodes per round in "
+                                       "parallel on Ray workers (needs haq[ray])"),
+    ray_address: str | None = typer.Option(None, help="run on this Ray cluster (`auto`, "
+                                           "host:6379); default: a local one"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.quantize import QuantConfig
@@ -256,7 +260,8 @@ def search(
                             preset=preset, pin_ends=pin_ends,
                             quant_config=None if rounding == "nearest" else replace(
                                 QuantConfig.preset(preset), rounding=rounding),
-                            progress=progress, **_params(param))
+                            progress=progress, workers=workers, ray_address=ray_address,
+                            **_params(param))
     units.update(result.best.provenance.get("units", {}))
     console.print(f"best policy  {result.best.summary()}")
     console.print(heldout_line(result))

@@ -6,7 +6,16 @@ on Ray actors that each hold one replica of the job function (a model and its ca
 weights), on one machine or a cluster. Ray is imported only when a ``RayExecutor`` is built.
 """
 
-from haq.executors._base import Executor, LocalExecutor, Pool, check_request, make_executor
+from haq.executors._base import (
+    Executor,
+    LocalExecutor,
+    Pool,
+    check_request,
+    distributed,
+    make_executor,
+    map_parts,
+)
 from haq.executors._ray import RayExecutor  # imports Ray only when one is built
 
-__all__ = ["Executor", "LocalExecutor", "Pool", "RayExecutor", "check_request", "make_executor"]
+__all__ = ["Executor", "LocalExecutor", "Pool", "RayExecutor", "check_request", "distributed",
+           "make_executor", "map_parts"]

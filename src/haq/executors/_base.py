@@ -12,10 +12,12 @@ per round, so the same seed and worker count give the same run whichever executo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from haq.errors import ConfigError
 
@@ -92,6 +94,20 @@ class LocalExecutor(Executor):
         return [fn(job) for job in jobs]
 
 
+def map_parts(executor: Executor | None, fn: Callable[[list[int]], dict[int, Any]],
+              count: int) -> dict[int, Any]:
+    """``fn`` over the items ``0 .. count-1`` split into one part per worker (every k-th item,
+    so early and late layers mix), the parts' ``{item: result}`` merged. Without an executor,
+    one call over every item in this process."""
+    if executor is None:
+        return fn(list(range(count)))
+    parts = [list(range(count))[k::executor.workers] for k in range(executor.workers)]
+    merged: dict[int, Any] = {}
+    for part in executor.map(fn, [p for p in parts if p]):
+        merged.update(part)
+    return merged
+
+
 def _check_workers(workers: int) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
@@ -130,3 +146,20 @@ def make_executor(workers: int | None = None, ray_address: str | None = None,
     from haq.executors._ray import RayExecutor
 
     return RayExecutor(1 if workers is None else workers, address=ray_address, threads=threads)
+
+
+P = TypeVar("P")
+
+
+@contextmanager
+def distributed(problem: P, workers: int | None, ray_address: str | None) -> Iterator[P]:
+    """``problem`` (a dataclass with an ``executor`` field) with the executor asked for, closed
+    afterwards; unchanged (and Ray untouched) when neither ``workers`` nor ``ray_address``."""
+    executor = make_executor(workers, ray_address)
+    if executor is None:
+        yield problem
+        return
+    try:
+        yield dataclasses.replace(problem, executor=executor)  # type: ignore[type-var]
+    finally:
+        executor.close()

@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from haq.cost import Budget, CostModel, CostTable
 from haq.data import DataSplits
-from haq.executors import check_request, make_executor
+from haq.executors import check_request, distributed
 from haq.finetune import evaluate
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
@@ -148,7 +147,7 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         strategy_params["episodes"] = episodes
     get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None
-    with claim(path, resume), _executor(problem, workers, ray_address) as problem:
+    with claim(path, resume), distributed(problem, workers, ray_address) as problem:
         if path is not None:
             write_inputs(path, problem.specs, problem.table, keep=resume)
         result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,
@@ -163,20 +162,6 @@ def search(model: nn.Module | str, data: DataSplits | str, cost_model: CostModel
         if path is not None:
             write_outputs(path, result, problem, strategy, seed)
     return result
-
-
-@contextmanager
-def _executor(problem: SearchProblem, workers: int | None, ray_address: str | None
-              ) -> Iterator[SearchProblem]:
-    """``problem`` with the executor asked for (none: unchanged), closed after the run."""
-    executor = make_executor(workers, ray_address)
-    if executor is None:
-        yield problem
-        return
-    try:
-        yield dataclasses.replace(problem, executor=executor)
-    finally:
-        executor.close()
 
 
 def _test_scores(problem: SearchProblem, test: Any, policy: Policy, final: FinalConfig,

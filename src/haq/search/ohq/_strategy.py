@@ -103,5 +103,5 @@ class OhqStrategy(ScoreIlpStrategy):
                                 "(SearchProblem.model) to probe layer sensitivities")
         inputs, _ = self.probe_inputs(problem, seed)
         sens = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space,
-                               config=self.quant_config)
+                               config=self.quant_config, executor=problem.executor)
         return score_table(sens, problem.space, problem.specs)
