@@ -1,8 +1,9 @@
 """Evaluations and a driver for the Ray tests; Ray workers import this module by name, so the
 tests put this folder on the workers' PYTHONPATH.
 
-Usage as the driver the resume test kills:
-    python haq_ray_jobs.py RUN_DIR EPISODES DELAY ADDRESS [--resume]
+Usage as the driver of the resume test, which kills itself with SIGKILL right after episode
+KILL_AT is journalled (-1: never), i.e. in the middle of that episode's round:
+    python haq_ray_jobs.py RUN_DIR EPISODES DELAY ADDRESS KILL_AT [--resume]
 """
 
 from __future__ import annotations
@@ -66,4 +67,10 @@ if __name__ == "__main__":
 
     _, prob = problem(Slow, float(sys.argv[3]))
     prob.executor = RayExecutor(2, address=sys.argv[4])
-    run(prob, int(sys.argv[2]), Path(sys.argv[1]), "--resume" in sys.argv)
+    kill_at = int(sys.argv[5])
+
+    def die(event: dict) -> None:
+        if event["episode"] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run(prob, int(sys.argv[2]), Path(sys.argv[1]), "--resume" in sys.argv, progress=die)

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,10 +21,12 @@ import numpy as np
 import pytest
 from haq_ray_jobs import KillOnce, Slow, problem, run
 
+import haq
 from haq.executors import LocalExecutor, RayExecutor
 from haq.policy import policy_from_record
 from haq.quantize import QuantConfig
 from haq.runs import BEST, JOURNAL, Journal
+from haq.search import EvalConfig
 from haq.search.compare import compare
 from haq.search.hawq import perturbations
 from haq.search.ohq import mqe_sensitivity
@@ -72,20 +73,16 @@ def reference():
     """The batched run (K = 2) on the in-process executor: what every Ray run must equal."""
     _, prob = problem(Slow, 0.0)
     prob.executor = LocalExecutor(2)
-    return run(prob, 14)
+    return run(prob, 10)
 
 
 def test_batched_run_on_ray_equals_the_local_one(cluster, reference) -> None:
     _, prob = problem(Slow, 0.0)
     prob.executor = RayExecutor(2)
-    result = run(prob, 14)
+    result = run(prob, 10)
     assert _strip(result.history) == _strip(reference.history)
     assert result.extra["executor"] == {"executor": "ray", "workers": 2, "reruns": 0,
                                         "remote_evaluations": result.evaluations}
-    # K = 2 is another algorithm than K = 1: the agent learns once per round of two
-    _, single = problem(Slow, 0.0)
-    one = run(single, 14)
-    assert [r["raw"] for r in one.history] != [r["raw"] for r in result.history]
 
 
 def test_killed_worker_has_its_episode_rerun(cluster, reference, tmp_path, caplog) -> None:
@@ -94,17 +91,18 @@ def test_killed_worker_has_its_episode_rerun(cluster, reference, tmp_path, caplo
     _, prob = problem(KillOnce, 0.0, target, tmp_path / "killed")
     prob.executor = RayExecutor(2)
     with caplog.at_level(logging.WARNING, logger="haq.executors"):
-        result = run(prob, 14, tmp_path / "run")
+        result = run(prob, 10, tmp_path / "run")
     assert (tmp_path / "killed").exists()  # a worker really died
     assert result.extra["executor"]["reruns"] == 1
     assert "re-running it on another worker" in caplog.text
     journal = Journal(tmp_path / "run" / JOURNAL).read()
-    assert [r["episode"] for r in journal] == list(range(14))  # nothing lost or twice
+    assert [r["episode"] for r in journal] == list(range(10))  # nothing lost or twice
     assert _strip(journal) == _strip(reference.history)
 
 
-def _driver(run_dir: Path, address: str, resume: bool) -> subprocess.Popen:
-    args = [sys.executable, str(HERE / "haq_ray_jobs.py"), str(run_dir), "14", "0.3", address]
+def _driver(run_dir: Path, address: str, kill_at: int, resume: bool) -> subprocess.Popen:
+    args = [sys.executable, str(HERE / "haq_ray_jobs.py"), str(run_dir), "10", "0.1", address,
+            str(kill_at)]
     return subprocess.Popen(args + (["--resume"] if resume else []), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 
@@ -112,40 +110,19 @@ def _driver(run_dir: Path, address: str, resume: bool) -> subprocess.Popen:
 def test_driver_killed_mid_round_resumes_to_the_same_run(cluster, reference, tmp_path) -> None:
     run_dir = tmp_path / "run"
     journal = run_dir / JOURNAL
-    proc = _driver(run_dir, cluster, resume=False)
-    deadline = time.monotonic() + 90
-    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 7):
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)  # episode 6 journalled, episode 7 of its round running
-    proc.wait()
-    killed = Journal(journal).read(repair=False)
-    assert len(killed) % 2 == 1, "the driver was not killed in the middle of a round"
-    done = _driver(run_dir, cluster, resume=True)
+    # SIGKILL right after episode 4 is journalled: episode 5 of its round is not
+    killed = _driver(run_dir, cluster, 4, resume=False)
+    assert killed.wait(timeout=120) == -signal.SIGKILL, killed.stderr.read().decode()[-2000:]
+    first = Journal(journal).read(repair=False)
+    assert [r["episode"] for r in first] == list(range(5))
+    done = _driver(run_dir, cluster, -1, resume=True)
     assert done.wait(timeout=120) == 0, done.stderr.read().decode()[-3000:]
     records = Journal(journal).read()
-    assert _strip(records[: len(killed)]) == _strip(killed)  # no finished episode lost
-    assert [r["episode"] for r in records] == list(range(14))
+    assert _strip(records[:5]) == _strip(first)  # no finished episode lost
+    assert [r["episode"] for r in records] == list(range(10))
     assert _strip(records) == _strip(reference.history)
     best = json.loads((run_dir / BEST).read_text())
     assert best["layers"] == reference.best.to_dict()["layers"]
-
-
-def test_without_workers_ray_is_never_imported(tmp_path) -> None:
-    code = ("import sys, haq, torch\n"
-            "from haq.data import synthetic\n"
-            "from conftest import tiny_model\n"
-            "r = haq.search(tiny_model(), synthetic(), 'bismo-edge', {'bops': '0.5'}, 'random',"
-            " episodes=2, evaluation=haq.search.EvalConfig(samples=32))\n"
-            "assert r.extra['executor']['executor'] == 'local', r.extra\n"
-            "print('ray' in sys.modules)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "False"
 
 
 def test_probes_and_compare_on_ray_equal_the_local_ones(cluster) -> None:
@@ -174,6 +151,26 @@ def test_probes_and_compare_on_ray_equal_the_local_ones(cluster) -> None:
     assert rows(there) == rows(here) and all(e.error is None for e in here.entries)
 
 
+def test_search_api_on_ray_ships_the_evaluator_and_records_the_executor(cluster,
+                                                                        tmp_path) -> None:
+    """Random search learns nothing, so two policies per round give the in-process run."""
+    from conftest import tiny_model
+
+    from haq.data import synthetic
+
+    def search(**kwargs):
+        return haq.search(tiny_model(), synthetic(), "bismo-edge", {"bops": "0.5"}, "random",
+                          episodes=6, evaluation=EvalConfig(samples=64), **kwargs)
+
+    here = search()
+    there = search(workers=2, run_dir=tmp_path / "run")
+    assert _strip(there.history) == _strip(here.history)
+    assert there.evaluations == here.evaluations
+    summary = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert (summary["executor"], summary["workers"], summary["worker_reruns"]) == ("ray", 2, 0)
+    assert ray.is_initialized()  # the caller's Ray instance is left running
+
+
 def test_search_on_two_nodes_survives_losing_one(nodes, reference) -> None:
     """Last in the module: it replaces the second node."""
     cluster, worker = nodes
@@ -187,7 +184,7 @@ def test_search_on_two_nodes_survives_losing_one(nodes, reference) -> None:
             cluster.remove_node(worker)  # one of the two actors lived there
             lost.append(cluster.add_node(num_cpus=1))  # where its replacement can start
 
-    result = run(prob, 14, progress=lose_a_node)
+    result = run(prob, 10, progress=lose_a_node)
     assert lost and result.extra["executor"]["reruns"] >= 1
     assert _strip(result.history) == _strip(reference.history)
-    assert [r["episode"] for r in result.history] == list(range(14))
+    assert [r["episode"] for r in result.history] == list(range(10))

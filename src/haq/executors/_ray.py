@@ -56,13 +56,20 @@ def _task(fn: Callable[[Any], Any], job: Any, threads: int) -> Any:
 
 
 class RayPool(Pool):
-    """``workers`` actors holding ``fn``; jobs go round-robin, results come back in order."""
+    """Up to ``workers`` actors holding ``fn`` (started as batches need them); jobs go
+    round-robin, results come back in order."""
 
     def __init__(self, ray: Any, fn: Callable[[Any], Any], workers: int, threads: int) -> None:
         self.ray, self.threads = ray, threads
         self.fn_ref = ray.put(fn)  # serialised once, shared by every actor on a node
         self.actor_cls = ray.remote(num_cpus=1, max_restarts=0)(Replica)
-        self.actors = [self._start() for _ in range(workers)]
+        self.workers = workers
+        self.actors: list[Any] = []
+
+    def _grow(self, count: int) -> None:
+        """Start actors up to ``count`` (a batch of one job needs only one)."""
+        while len(self.actors) < min(count, self.workers):
+            self.actors.append(self._start())
 
     def _start(self) -> Any:
         return self.actor_cls.remote(self.fn_ref, self.threads)
@@ -72,6 +79,7 @@ class RayPool(Pool):
         return list(self.ray.get([a.pid.remote() for a in self.actors]))
 
     def map(self, jobs: Sequence[Any]) -> Iterator[Any]:
+        self._grow(len(jobs))
         owners = [i % len(self.actors) for i in range(len(jobs))]
         refs = [self.actors[o].run.remote(job) for o, job in zip(owners, jobs, strict=True)]
         for i, job in enumerate(jobs):
