@@ -12,7 +12,8 @@ Two studies, one line each per configuration in ``benchmarks/results/bench_ray.j
   on the in-process executor, which runs the same algorithm as 2 Ray workers); quality =
   share of the achievable gain collected (1.0 = optimal).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --episodes 10
+    OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --study speed --episodes 10
+    OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --study oracle [--projection saving]
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from pathlib import Path
 from _harness import begin, bench_parser
 from haq.executors import LocalExecutor, RayExecutor
 from haq.search import build_problem, get_strategy, run_strategy
-
-SEEDS = (0, 1, 2)
 
 
 def timed_search(problem, episodes: int, executor) -> dict:
@@ -70,14 +69,16 @@ def oracle(args, results) -> None:
     from haq_synthetic import build
 
     syn = build(layers=8, budget=0.25, seed=0)
-    for seed in SEEDS:
+    for seed in args.seeds:
         for k in (1, 2):
-            key = f"oracle/k{k}/s{seed}"
+            rule = "" if args.projection == "widest" else f"/{args.projection}"
+            key = f"oracle/k{k}/s{seed}{rule}"
             if results.finished(key):
                 continue
             problem = dataclasses.replace(syn.problem(), executor=LocalExecutor(k))
-            result = get_strategy("haq").run(problem, seed=seed)
+            result = get_strategy("haq", projection=args.projection).run(problem, seed=seed)
             record = results.add(key, study="oracle", k=k, seed=seed, episodes=300,
+                                 projection=args.projection,
                                  quality=syn.quality(result.best_accuracy))
             print(key, f"quality {record['quality']:.4f}")
 
@@ -86,7 +87,10 @@ def main() -> None:
     parser = bench_parser(__doc__, "bench_ray")
     parser.add_argument("--study", choices=("speed", "oracle", "both"), default="both")
     parser.add_argument("--model", default="mobilenetv1-fmnist")
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per speed run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="oracle seeds")
+    parser.add_argument("--projection", default="widest", help="oracle: the budget projection "
+                        "rule (\"saving\" leaves the agent more to learn)")
     args, results = begin(parser)
     if args.study in ("oracle", "both"):
         oracle(args, results)
