@@ -2,8 +2,8 @@
 tests put this folder on the workers' PYTHONPATH.
 
 Usage as the driver of the resume test, which kills itself with SIGKILL right after episode
-KILL_AT is journalled (-1: never), i.e. in the middle of that episode's round:
-    python haq_ray_jobs.py RUN_DIR EPISODES DELAY ADDRESS KILL_AT [--resume]
+KILL_AT is journalled, i.e. in the middle of that episode's round:
+    python haq_ray_jobs.py RUN_DIR EPISODES DELAY ADDRESS KILL_AT
 """
 
 from __future__ import annotations
@@ -73,4 +73,4 @@ if __name__ == "__main__":
         if event["episode"] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    run(prob, int(sys.argv[2]), Path(sys.argv[1]), "--resume" in sys.argv, progress=die)
+    run(prob, int(sys.argv[2]), Path(sys.argv[1]), progress=die)
