@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,13 @@ from typer.testing import CliRunner
 
 from haq.cli.__main__ import _register, app
 from haq.errors import ConfigError, RunError
-from haq.executors import LocalExecutor, check_request, make_executor, map_parts
+from haq.executors import (
+    LocalExecutor,
+    check_reachable,
+    check_request,
+    make_executor,
+    map_parts,
+)
 from haq.runs import JOURNAL, Journal
 from haq.search import get_strategy
 
@@ -67,6 +74,17 @@ def test_missing_ray_is_a_config_error_and_nothing_asked_is_no_executor(monkeypa
                         lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'haq\[ray\]'"):
         check_request(2, None)
+
+
+def test_a_cluster_address_nobody_answers_at_is_refused_at_once() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match="no Ray cluster answers at 127.0.0.1:"):
+        check_reachable(f"127.0.0.1:{port}")
+    check_reachable(None)
+    check_reachable("auto")
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from haq.executors._base import (
     Executor,
     LocalExecutor,
     Pool,
+    check_reachable,
     check_request,
     distributed,
     make_executor,
@@ -17,5 +18,5 @@ from haq.executors._base import (
 )
 from haq.executors._ray import RayExecutor  # imports Ray only when one is built
 
-__all__ = ["Executor", "LocalExecutor", "Pool", "RayExecutor", "check_request", "distributed",
-           "make_executor", "map_parts"]
+__all__ = ["Executor", "LocalExecutor", "Pool", "RayExecutor", "check_reachable", "check_request",
+           "distributed", "make_executor", "map_parts"]

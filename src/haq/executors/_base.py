@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -113,11 +114,25 @@ def _check_workers(workers: int) -> None:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
 
 
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a ``host:port`` nobody listens on: ``ray.init`` would wait for it for minutes."""
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # None (start a local instance) or "auto": Ray resolves and checks those
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"no Ray cluster answers at {address} ({err.strerror or err}); start "
+                          "one with `ray start --head` or check --ray-address") from None
+
+
 def check_request(workers: int | None, ray_address: str | None) -> None:
-    """Refuse a bad ``workers`` or a missing Ray before any slow work (Ray is not imported).
+    """Refuse a bad ``workers``, a missing Ray or a cluster address nobody answers at, before
+    any slow work (Ray is not imported).
 
     Raises:
-        ConfigError: ``workers`` is not an integer >= 1, or Ray is not installed.
+        ConfigError: ``workers`` is not an integer >= 1, Ray is not installed, or nothing
+            listens at ``ray_address``.
     """
     if workers is None and ray_address is None:
         return
@@ -125,6 +140,7 @@ def check_request(workers: int | None, ray_address: str | None) -> None:
         _check_workers(workers)
     if importlib.util.find_spec("ray") is None:
         raise ConfigError("--workers/--ray-address need Ray: pip install 'haq[ray]'")
+    check_reachable(ray_address)
 
 
 def make_executor(workers: int | None = None, ray_address: str | None = None,

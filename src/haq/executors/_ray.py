@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from haq.errors import ConfigError, RunError
-from haq.executors._base import Executor, Pool
+from haq.executors._base import Executor, Pool, check_reachable
 
 log = logging.getLogger("haq.executors")
 MAX_ATTEMPTS = 4  # a job that kills this many workers in a row is the job's fault
@@ -129,6 +129,7 @@ class RayExecutor(Executor):
         self.ray, self.threads = _ray(), threads
         self.owned = not self.ray.is_initialized()
         if self.owned:
+            check_reachable(address)
             try:
                 self.ray.init(address=address, num_cpus=workers if address is None else None,
                               include_dashboard=False, log_to_driver=False)
