@@ -49,6 +49,20 @@ class KillOnce(Slow):
         return super().__call__(policy)
 
 
+class KillAtJob:
+    """``job * 10``, but kills its worker the first time it gets ``target``."""
+
+    def __init__(self, target: int, marker: Path) -> None:
+        self.target, self.marker = target, marker
+
+    def __call__(self, job: int) -> int:
+        if job == self.target and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.05)
+        return job * 10
+
+
 def problem(evaluate: type[Slow] = Slow, *args: object) -> tuple[Synthetic, SearchProblem]:
     syn = build(layers=4, budget=0.35, seed=11)
     prob = syn.problem()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from haq_ray_jobs import KillOnce, Slow, problem, run
+from haq_ray_jobs import KillAtJob, KillOnce, Slow, problem, run
 
 import haq
 from haq.executors import LocalExecutor, RayExecutor
@@ -98,6 +98,16 @@ def test_killed_worker_has_its_episode_rerun(cluster, reference, tmp_path, caplo
     journal = Journal(tmp_path / "run" / JOURNAL).read()
     assert [r["episode"] for r in journal] == list(range(10))  # nothing lost or twice
     assert _strip(journal) == _strip(reference.history)
+
+
+def test_pool_with_more_jobs_than_workers_reruns_only_the_lost_job(cluster, tmp_path) -> None:
+    pool = RayExecutor(2).pool(KillAtJob(2, tmp_path / "killed"))
+    try:  # jobs 0, 2, 4 queue on one actor, which dies on job 2
+        assert list(pool.map(range(6))) == [0, 10, 20, 30, 40, 50]
+        assert (tmp_path / "killed").exists() and pool.reruns >= 1
+        assert list(pool.map(range(3))) == [0, 10, 20]  # the replacement serves
+    finally:
+        pool.close()
 
 
 def test_driver_killed_mid_round_resumes_to_the_same_run(cluster, reference, tmp_path) -> None:

@@ -13,7 +13,6 @@ so every job yields exactly one result. Each re-run is logged as a warning on th
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -44,9 +43,6 @@ class Replica:
     def run(self, job: Any) -> Any:
         return self.fn(job)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def _task(fn: Callable[[Any], Any], job: Any, threads: int) -> Any:
     import torch
@@ -74,36 +70,41 @@ class RayPool(Pool):
     def _start(self) -> Any:
         return self.actor_cls.remote(self.fn_ref, self.threads)
 
-    def pids(self) -> list[int]:
-        """Process ids of the actors (tests kill them)."""
-        return list(self.ray.get([a.pid.remote() for a in self.actors]))
-
     def map(self, jobs: Sequence[Any]) -> Iterator[Any]:
         self._grow(len(jobs))
-        owners = [i % len(self.actors) for i in range(len(jobs))]
-        refs = [self.actors[o].run.remote(job) for o, job in zip(owners, jobs, strict=True)]
+        placed = [self._submit(self.actors[i % len(self.actors)], job)
+                  for i, job in enumerate(jobs)]
         for i, job in enumerate(jobs):
             for attempt in range(1, MAX_ATTEMPTS + 1):
+                actor, ref = placed[i]
                 try:
-                    result = self.ray.get(refs[i])
+                    result = self.ray.get(ref)
                     break
                 except self.ray.exceptions.RayActorError as err:
                     if attempt == MAX_ATTEMPTS:
                         raise RunError(f"job {i} of the batch killed {attempt} workers in a row; "
                                        f"last: {type(err).__name__}") from err
-                    owners[i], refs[i] = self._rerun(owners[i], job, i, err)
+                    placed[i] = self._rerun(actor, job, i, err)
             self.jobs += 1
             yield result
 
-    def _rerun(self, owner: int, job: Any, index: int, err: Exception) -> tuple[int, Any]:
-        """Replace the dead actor and submit ``job`` to the next one."""
+    @staticmethod
+    def _submit(actor: Any, job: Any) -> tuple[Any, Any]:
+        return actor, actor.run.remote(job)
+
+    def _rerun(self, dead: Any, job: Any, index: int, err: Exception) -> tuple[Any, Any]:
+        """Replace the dead actor (unless an earlier job's failure already did) and submit
+        ``job`` to the actor after it."""
         self.reruns += 1
         log.warning("a Ray worker died while running job %d of the batch (%s); re-running it "
                     "on another worker", index, type(err).__name__)
-        self.ray.kill(self.actors[owner], no_restart=True)
-        self.actors[owner] = self._start()
-        target = (owner + 1) % len(self.actors)
-        return target, self.actors[target].run.remote(job)
+        slot = next((k for k, actor in enumerate(self.actors) if actor is dead), None)
+        if slot is None:
+            slot = index % len(self.actors)
+        else:
+            self.ray.kill(dead, no_restart=True)
+            self.actors[slot] = self._start()
+        return self._submit(self.actors[(slot + 1) % len(self.actors)], job)
 
     def close(self) -> None:
         for actor in self.actors:
