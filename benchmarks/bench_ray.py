@@ -7,10 +7,10 @@ Two studies, one line each per configuration in ``benchmarks/results/bench_ray.j
   this process (no Ray), on a local Ray with 1 worker, and with 2 workers (one torch thread
   each). The rate is measured after the first round, so actor start-up (each actor receives
   and unpickles the evaluator) is reported apart.
-* ``oracle``: the synthetic identity oracle of the tests (8 layers, latency 0.25x W8A8, known
-  optimum), HAQ's default preset for 300 episodes with K = 1 and K = 2 policies per round (K = 2
-  on the in-process executor, which runs the same algorithm as 2 Ray workers); quality =
-  share of the achievable gain collected (1.0 = optimal).
+* ``oracle``: the identity oracle (``haq.testing.identity_oracle``; 8 layers, latency 0.25x
+  W8A8, known optimum), HAQ's default preset for 300 episodes with K = 1 and K = 2 policies
+  per round (K = 2 on the in-process executor, which runs the same algorithm as 2 Ray
+  workers); quality = share of the achievable gain collected (1.0 = optimal).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --study speed --episodes 10
     OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --study oracle [--projection saving]
@@ -19,13 +19,12 @@ Two studies, one line each per configuration in ``benchmarks/results/bench_ray.j
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 from _harness import begin, bench_parser
 from haq.executors import LocalExecutor, RayExecutor
 from haq.search import build_problem, get_strategy, run_strategy
+from haq.testing import identity_oracle
 
 
 def timed_search(problem, episodes: int, executor) -> dict:
@@ -65,10 +64,7 @@ def speed(args, results) -> None:
 
 
 def oracle(args, results) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "search"))
-    from haq_synthetic import build
-
-    syn = build(layers=8, budget=0.25, seed=0)
+    syn = identity_oracle(layers=8, budget=0.25, seed=0)
     for seed in args.seeds:
         for k in (1, 2):
             rule = "" if args.projection == "widest" else f"/{args.projection}"
