@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from haq.errors import ConfigError
 
+RAY_MISSING = "--workers/--ray-address need Ray: pip install 'haq[ray]'"
+
 
 class Pool(ABC):
     """Replicas of one job function. ``reruns`` counts jobs re-run after a worker died."""
@@ -139,7 +141,7 @@ def check_request(workers: int | None, ray_address: str | None) -> None:
     if workers is not None:
         _check_workers(workers)
     if importlib.util.find_spec("ray") is None:
-        raise ConfigError("--workers/--ray-address need Ray: pip install 'haq[ray]'")
+        raise ConfigError(RAY_MISSING)
     check_reachable(ray_address)
 
 

@@ -2,7 +2,7 @@
 
 What crosses the wire: the job function once per actor (through Ray's object store, so a model
 and its data are serialised once per run, not per job), then per job only the job itself (a
-policy: a few hundred bytes) and its result (an accuracy and timings).
+policy: about a kilobyte) and its result (an accuracy and timings).
 
 A worker that dies mid-job (killed process, lost node) surfaces as ``RayActorError`` when its
 result is fetched; the job is then submitted to another actor and the dead actor is replaced,
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from haq.errors import ConfigError, RunError
-from haq.executors._base import Executor, Pool, check_reachable
+from haq.executors._base import RAY_MISSING, Executor, Pool, check_reachable
 
 log = logging.getLogger("haq.executors")
 MAX_ATTEMPTS = 4  # a job that kills this many workers in a row is the job's fault
@@ -27,7 +27,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--workers/--ray-address need Ray: pip install 'haq[ray]'") from None
+        raise ConfigError(RAY_MISSING) from None
     return ray
 
 
