@@ -16,7 +16,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) -e '.[dev,export,track]'
+	$(PIP) -e '.[dev,export,track,ray]'
 	touch $@
 
 install: $(VENV)/.installed

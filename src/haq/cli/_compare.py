@@ -81,12 +81,18 @@ def compare(
     input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
     allow_reuse: bool = typer.Option(False, "--allow-reuse", help=ALLOW_REUSE_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    workers: int | None = typer.Option(None, help="run strategies and uniform points as "
+                                       "parallel Ray tasks on this many workers (the ray extra)"),
+    ray_address: str | None = typer.Option(None, help="run on this Ray cluster (`auto`, "
+                                           "host:6379); default: a local one"),
 ) -> None:
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
+    from haq.executors import check_request, distributed
     from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
     from haq.search.compare import compare, write_comparison
 
+    check_request(workers, ray_address)  # before the problem is built
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     chosen = data_choice(dataset, data, resize, mean, std, grayscale, metric, metric_mode)
     space = bit_space(bits, w_bits, a_bits, min_bits)
@@ -127,9 +133,10 @@ def compare(
 
     final = FinalConfig(finetune_epochs, distill=finetune_distill)
     scorer = final_scorer(problem, splits.test, final, seed=seed)
-    result = compare(problem, names, final_score=scorer,
-                     params=params, seed=seed, run_root=out / "runs", resume=resume,
-                     rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
+    with distributed(problem, workers, ray_address) as problem:
+        result = compare(problem, names, final_score=scorer,
+                         params=params, seed=seed, run_root=out / "runs", resume=resume,
+                         rescore=RescoreConfig(rescore_top, rescore_steps), progress=report)
     paths = write_comparison(result, out, title=f"{model} on {problem.table.source.get('model')}")
     view = Table(title=f"{model}: strategies at {', '.join(b.describe() for b in problem.budgets)}")
     costs = [f"{m} ({u})" for m, u in result.units.items()]

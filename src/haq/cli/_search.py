@@ -169,6 +169,10 @@ def search(
     log: str | None = typer.Option(None, "--log", help=LOG_HELP),
     log_uri: str | None = typer.Option(None, "--log-uri", help=LOG_URI_HELP),
     log_dir: Path | None = typer.Option(None, "--log-dir", help=LOG_DIR_HELP),
+    workers: int | None = typer.Option(None, help="evaluate this many episodes per round in "
+                                       "parallel on Ray workers (needs haq[ray])"),
+    ray_address: str | None = typer.Option(None, help="run on this Ray cluster (`auto`, "
+                                           "host:6379); default: a local one"),
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.quantize import QuantConfig
@@ -206,7 +210,7 @@ def search(
                             quant_config=None if rounding == "nearest" else replace(
                                 QuantConfig.preset(preset), rounding=rounding),
                             progress=progress, metric=chosen.metric, device=str(target),
-                            **_params(param))
+                            workers=workers, ray_address=ray_address, **_params(param))
         _record_command(run_dir)
         tracker.finish(result, run_dir)
     units.update(result.best.provenance.get("units", {}))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from haq.cost import Budget, CostTable
+    from haq.executors import Executor
     from haq.metrics import Metric
     from haq.quantize import QuantConfig
 
@@ -71,6 +72,8 @@ class SearchProblem:
             quantize the same way (``QuantConfig()`` when ``None``).
         metric: what ``evaluate``, re-scoring and the final test score measure
             (``haq.metrics.Metric``; top-1 when ``None``).
+        executor: where batches of independent jobs run (episodes, probes); ``None`` runs
+            them in this process one at a time. Its ``workers`` is the episode loop's batch.
     """
 
     specs: Sequence[LayerSpec]
@@ -86,6 +89,7 @@ class SearchProblem:
     provenance: dict[str, Any] = field(default_factory=dict)
     quant_config: QuantConfig | None = None
     metric: Metric | None = None
+    executor: Executor | None = None
 
 
 @dataclass

@@ -49,7 +49,15 @@ def result_summary(result: SearchResult, problem: SearchProblem, strategy: str,
         "evaluations": result.evaluations, "episodes": len(result.history),
         "policy": result.best.summary(), "space": problem.space.to_dict(),
         **{k: result.extra[k] for k in _EXTRA if k in result.extra},
+        **_executor_summary(result),
     }
+
+
+def _executor_summary(result: SearchResult) -> dict[str, Any]:
+    """Where the episodes ran, and how many were re-run after a worker died."""
+    executor = result.extra.get("executor") or {"executor": "local", "workers": 1, "reruns": 0}
+    return {"executor": executor["executor"], "workers": executor["workers"],
+            "worker_reruns": executor["reruns"]}
 
 
 def write_outputs(path: Path, result: SearchResult, problem: SearchProblem, strategy: str,

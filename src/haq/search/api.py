@@ -20,6 +20,7 @@ from torch import nn
 from haq.cost import Budget, CostModel, CostTable
 from haq.data import DataSplits, loader
 from haq.device import resolve_device
+from haq.executors import check_request, distributed
 from haq.metrics import as_metric
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
@@ -66,7 +67,9 @@ def run_strategy(problem: SearchProblem, strategy: str, params: Mapping[str, Any
     result = runner.run(dataclasses.replace(problem, evaluate=counted), seed=seed,
                         run_dir=run_dir, resume=resume, progress=progress)
     result.seconds = time.perf_counter() - start
-    result.evaluations = 0 if counted is None else counted.calls
+    # evaluations on remote workers count there; the executor reports them
+    remote = result.extra.get("executor", {}).get("remote_evaluations", 0)
+    result.evaluations = (0 if counted is None else counted.calls) + remote
     return result
 
 
@@ -94,6 +97,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
            episodes: int | None = None, seed: int = 0, run_dir: str | Path | None = None,
            resume: bool = False, preset: str = "default", pin_ends: bool | None = None,
            progress: Progress | None = None, metric: Any = None, device: str | None = "auto",
+           workers: int | None = None, ray_address: str | None = None,
            **strategy_params: Any) -> SearchResult:
     """Search a per-layer bit policy that meets every budget.
 
@@ -116,6 +120,10 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
         resume: continue the run in ``run_dir`` instead of refusing to overwrite it.
         progress: called after every episode with a small dict (and with ``{"stage":
             "rescore", ...}`` after each re-scored policy); the library never prints.
+        workers, ray_address: run on Ray (the ``haq[ray]`` extra): ``workers`` actors, each
+            holding one model replica, evaluate that many episodes per round, and OHQ/HAWQ
+            probes run as Ray tasks; ``ray_address`` joins a running cluster instead of
+            starting a local one. Neither given: everything runs in this process, Ray unused.
         **strategy_params: passed to the strategy (e.g. ``warmup=10`` for ``haq``). The flat
             keywords of haq 0.1.0 (``eval_samples``, ``finetune_steps``,
             ``final_finetune_epochs``, ``final_finetune_steps``, ``final_distill``,
@@ -139,6 +147,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     target = resolve_device(device)
     if run_dir is not None:
         check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
+    check_request(workers, ray_address)
     net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
     problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
@@ -150,7 +159,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
         strategy_params["episodes"] = episodes
     get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None
-    with claim(path, resume):  # one process per run directory, for the run's lifetime
+    with claim(path, resume), distributed(problem, workers, ray_address) as problem:
         if path is not None:
             write_inputs(path, problem.specs, problem.table, keep=resume)
         result = run_strategy(problem, strategy, strategy_params, seed=seed, run_dir=path,

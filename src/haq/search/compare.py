@@ -12,6 +12,7 @@ markdown and CSV, and as a Pareto plot of accuracy against the budgeted metric.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -209,6 +210,10 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
             fine-tune (``RescoreConfig``); ``None`` keeps each search's best episode.
         progress: called with ``{"stage": ..., "name": ..., **details}`` as work finishes.
 
+    With ``problem.executor`` every strategy and uniform point runs as one job on its workers
+    (each strategy then searches in-process there); run directories must be on storage every
+    worker can write.
+
     A strategy that fails is recorded with its error; the others still run.
     """
     if not problem.budgets:
@@ -216,17 +221,44 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
                           "the same budget")
     if not strategies:
         raise ConfigError("name at least one strategy to compare")
-    params = params or {}
+    # with an executor each strategy and uniform point is one job, run in-process on a worker
+    local = dataclasses.replace(problem, executor=None)
+    jobs = ((_StrategyJob(local, dict(params or {}), seed, run_root, resume, rescore,
+                          final_score), list(strategies), "strategy"),
+            (_UniformJob(local, final_score), list(uniform_bits), "uniform"))
     entries: list[Entry] = []
-    for name in strategies:
-        entry = Entry(name=name, kind="strategy")
+    for job, items, stage in jobs:
+        done = map(job, items) if problem.executor is None else problem.executor.map(job, items)
+        for entry in done:
+            entries.append(entry)
+            if progress is not None:
+                progress({"stage": stage, **asdict(entry)})
+    limits = {b.metric: float(b.resolve(problem.table)) for b in problem.budgets}
+    return Comparison(budget_metric=problem.budgets[0].metric, budget_limits=limits,
+                      units=dict(problem.table.units), float_accuracy=problem.float_accuracy,
+                      entries=entries, quality=(problem.metric or TOP1).describe())
+
+
+class _StrategyJob:
+    """Search with one strategy, score its best policy: strategy name -> ``Entry``."""
+
+    def __init__(self, problem: SearchProblem, params: Mapping[str, Mapping[str, Any]],
+                 seed: int, run_root: Path | None, resume: bool, rescore: RescoreConfig | None,
+                 final_score: FinalScore | None) -> None:
+        self.problem, self.params, self.seed = problem, params, seed
+        self.run_root, self.resume, self.rescore = run_root, resume, rescore
+        self.final_score = final_score
+
+    def __call__(self, name: str) -> Entry:
+        problem, seed, entry = self.problem, self.seed, Entry(name=name, kind="strategy")
         try:
-            run_dir = None if run_root is None else Path(run_root) / name
+            run_dir = None if self.run_root is None else Path(self.run_root) / name
             start = time.perf_counter()
-            result = run_strategy(problem, name, params.get(name, {}), seed=seed,
-                                  run_dir=run_dir, resume=resume)
-            if rescore is not None:
-                result = rescore_result(problem, result, rescore, seed=seed, run_dir=run_dir)
+            result = run_strategy(problem, name, self.params.get(name, {}), seed=seed,
+                                  run_dir=run_dir, resume=self.resume)
+            if self.rescore is not None:
+                result = rescore_result(problem, result, self.rescore, seed=seed,
+                                        run_dir=run_dir)
             entry.search_seconds = time.perf_counter() - start
             entry.search_accuracy, entry.evaluations = result.best_accuracy, result.evaluations
             entry.policy = result.best.to_dict()
@@ -234,29 +266,29 @@ def compare(problem: SearchProblem, strategies: Sequence[str], *,
                 entry.details["rescored"] = result.extra["rescored"]
             entry.costs = problem.table.evaluate(result.best, problem.specs)
             entry.feasible = _feasible(problem, entry.costs)
-            entry.accuracy, entry.final_seconds = _score(result.best, problem, final_score)
+            entry.accuracy, entry.final_seconds = _score(result.best, problem, self.final_score)
             if run_dir is not None:
                 _write_run(run_dir, problem, result, name, seed,
-                           entry.accuracy if final_score is not None else None)
+                           entry.accuracy if self.final_score is not None else None)
         except HaqError as err:
             entry.error = f"{type(err).__name__}: {err}"
-        entries.append(entry)
-        if progress is not None:
-            progress({"stage": "strategy", **asdict(entry)})
-    for bits in uniform_bits:
+        return entry
+
+
+class _UniformJob:
+    """Score one uniform reference point: bits -> ``Entry``."""
+
+    def __init__(self, problem: SearchProblem, final_score: FinalScore | None) -> None:
+        self.problem, self.final_score = problem, final_score
+
+    def __call__(self, bits: int) -> Entry:
+        problem = self.problem
         policy = uniform_policy(problem, bits)
         costs = problem.table.evaluate(policy, problem.specs)
-        accuracy, seconds = _score(policy, problem, final_score)
-        entry = Entry(name=f"W{bits}A{bits}", kind="uniform", accuracy=accuracy, costs=costs,
-                      feasible=_feasible(problem, costs), final_seconds=seconds,
-                      policy=policy.to_dict())
-        entries.append(entry)
-        if progress is not None:
-            progress({"stage": "uniform", **asdict(entry)})
-    limits = {b.metric: float(b.resolve(problem.table)) for b in problem.budgets}
-    return Comparison(budget_metric=problem.budgets[0].metric, budget_limits=limits,
-                      units=dict(problem.table.units), float_accuracy=problem.float_accuracy,
-                      entries=entries, quality=(problem.metric or TOP1).describe())
+        accuracy, seconds = _score(policy, problem, self.final_score)
+        return Entry(name=f"W{bits}A{bits}", kind="uniform", accuracy=accuracy, costs=costs,
+                     feasible=_feasible(problem, costs), final_seconds=seconds,
+                     policy=policy.to_dict())
 
 
 def plot_pareto(comparison: Comparison, path: Path, title: str = "") -> Path:

@@ -9,12 +9,13 @@ from haq.testing._conformance import (
     quality_problem,
     uniform_reference,
 )
+from haq.testing._identity import IdentityOracle, identity_oracle
 from haq.testing._oracles import brute_force_choice, random_score_and_costs
 from haq.testing._problems import tiny_model, tiny_problem
 from haq.threads import single_thread
 
 __all__ = [
-    "FAST_PARAMS", "QUALITY_PARAMS", "ConformanceError", "brute_force_choice", "check_strategy",
-    "quality_problem", "random_score_and_costs", "single_thread", "tiny_model", "tiny_problem",
-    "uniform_reference",
+    "FAST_PARAMS", "QUALITY_PARAMS", "ConformanceError", "IdentityOracle", "brute_force_choice",
+    "check_strategy", "identity_oracle", "quality_problem", "random_score_and_costs",
+    "single_thread", "tiny_model", "tiny_problem", "uniform_reference",
 ]

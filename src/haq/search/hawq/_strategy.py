@@ -25,6 +25,7 @@ from torch import nn
 
 from haq.device import on_cpu
 from haq.errors import ConfigError, StrategyError
+from haq.executors import Executor, map_parts
 from haq.policy import FLOAT_INDEX, GRID_SIZE, bits_index
 from haq.quantize import (
     QuantConfig,
@@ -61,40 +62,62 @@ def curvature_inputs(problem: SearchProblem, count: int) -> tuple[list[torch.Ten
 
 
 def perturbations(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequence[torch.Tensor],
-                  space: Any, config: QuantConfig) -> tuple[np.ndarray, np.ndarray]:
+                  space: Any, config: QuantConfig, executor: Executor | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``||Q_b(W)-W||^2`` and mean-per-batch ``||Q_b(x)-x||^2``: two ``[L, 9]`` arrays (NaN
-    where ``space`` does not allow ``b``, 0 at float)."""
-    net = copy.deepcopy(model).eval()
-    prepare_(net, [s.name for s in specs], config)
-    calibrate_(net, list(inputs), max_batches=None)
-    layers = quantized_layers(net)
-    captured: dict[str, list[torch.Tensor]] = {s.name: [] for s in specs}
-    handles = [layers[s.name].register_forward_pre_hook(
-        lambda m, args: captured[m.layer_name].append(args[0].detach())) for s in specs]
-    try:
-        with torch.no_grad():
-            for x in inputs:
-                net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    dw = np.full((len(specs), GRID_SIZE), np.nan)
-    da = np.full((len(specs), GRID_SIZE), np.nan)
-    dw[:, FLOAT_INDEX] = da[:, FLOAT_INDEX] = 0.0
-    with torch.no_grad():
-        for i, spec in enumerate(specs):
-            layer = layers[spec.name]
-            w_bits, a_bits = probe_bits(space, spec)
-            for b in w_bits:
-                set_policy_(net, {spec.name: (b, None)})
-                dw[i, bits_index(b)] = float(((layer.effective_weight() - layer.weight) ** 2)
-                                             .sum())
-            for b in a_bits:
-                set_policy_(net, {spec.name: (None, b)})
-                da[i, bits_index(b)] = float(np.mean(
-                    [float(((layer.act_quant(x) - x) ** 2).sum()) for x in captured[spec.name]]))
-            set_policy_(net, {spec.name: (None, None)})
+    where ``space`` does not allow ``b``, 0 at float). ``executor`` spreads the layers over its
+    workers (each calibrates its own copy alike); ``None`` probes in this process."""
+    rows = map_parts(executor, _PerturbationProbe(model, specs, inputs, space, config),
+                     len(specs))
+    dw = np.stack([rows[i][0] for i in range(len(specs))]) if specs else np.zeros((0, GRID_SIZE))
+    da = np.stack([rows[i][1] for i in range(len(specs))]) if specs else np.zeros((0, GRID_SIZE))
     return dw, da
+
+
+class _PerturbationProbe:
+    """Perturbation rows of some layers: ``{index: (weight row, input row)}``."""
+
+    def __init__(self, model: nn.Module, specs: Sequence[LayerSpec],
+                 inputs: Sequence[torch.Tensor], space: Any, config: QuantConfig) -> None:
+        self.model, self.specs, self.inputs = model, list(specs), list(inputs)
+        self.space, self.config = space, config
+
+    def __call__(self, indices: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        specs = self.specs
+        net = copy.deepcopy(self.model).eval()
+        prepare_(net, [s.name for s in specs], self.config)
+        calibrate_(net, self.inputs, max_batches=None)
+        layers = quantized_layers(net)
+        captured: dict[str, list[torch.Tensor]] = {specs[i].name: [] for i in indices}
+        handles = [layers[name].register_forward_pre_hook(
+            lambda m, args: captured[m.layer_name].append(args[0].detach()))
+            for name in captured]
+        try:
+            with torch.no_grad():
+                for x in self.inputs:
+                    net(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        rows = {}
+        with torch.no_grad():
+            for i in indices:
+                spec, layer = specs[i], layers[specs[i].name]
+                dw, da = np.full(GRID_SIZE, np.nan), np.full(GRID_SIZE, np.nan)
+                dw[FLOAT_INDEX] = da[FLOAT_INDEX] = 0.0
+                w_bits, a_bits = probe_bits(self.space, spec)
+                for b in w_bits:
+                    set_policy_(net, {spec.name: (b, None)})
+                    dw[bits_index(b)] = float(((layer.effective_weight() - layer.weight) ** 2)
+                                              .sum())
+                for b in a_bits:
+                    set_policy_(net, {spec.name: (None, b)})
+                    da[bits_index(b)] = float(np.mean(
+                        [float(((layer.act_quant(x) - x) ** 2).sum())
+                         for x in captured[spec.name]]))
+                set_policy_(net, {spec.name: (None, None)})
+                rows[i] = (dw, da)
+        return rows
 
 
 def curvature_score(weight_trace: np.ndarray, act_trace: np.ndarray, dw: np.ndarray,
@@ -174,7 +197,7 @@ class HawqStrategy(ScoreIlpStrategy):
             weight_trace[free], act_trace[free] = self.traces.weight, self.traces.act
             self._save_diagnostics(self.traces, [problem.specs[i].name for i in free])
         dw, da = perturbations(model, problem.specs, inputs, problem.space,
-                               self.quant_config)
+                               self.quant_config, problem.executor)
         table = curvature_score(weight_trace, act_trace, dw, da)
         for i, spec in enumerate(problem.specs):
             if spec.name in problem.space.pinned:

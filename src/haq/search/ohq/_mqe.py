@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from torch import nn
 
 from haq.errors import ConfigError
+from haq.executors import Executor, map_parts
 from haq.policy import FLOAT_INDEX, GRID_SIZE, BitSpace, bits_index
 from haq.quantize import QuantConfig, calibrate_, prepare_, set_policy_
 from haq.specs import LayerSpec
@@ -68,7 +69,7 @@ def probe_bits(space: BitSpace, spec: LayerSpec) -> tuple[list[int], list[int]]:
 def mqe_sensitivity(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequence[torch.Tensor],
                     space: BitSpace, *, config: QuantConfig | None = None,
                     divergence: Callable[[torch.Tensor, torch.Tensor], float] = kl_from_logits,
-                    ) -> Sensitivity:
+                    executor: Executor | None = None) -> Sensitivity:
     """Probe every layer at every allowed bit width, one layer at a time.
 
     Args:
@@ -79,40 +80,61 @@ def mqe_sensitivity(model: nn.Module, specs: Sequence[LayerSpec], inputs: Sequen
         space: which bits each layer may take (pinned layers are skipped).
         config: how to quantize (the same ``QuantConfig`` the final model will use).
         divergence: ``(float_logits, masked_logits) -> score``; KL by default.
+        executor: spread the layers over its workers (each calibrates its own copy the same
+            way, so the scores do not depend on it); ``None`` probes in this process.
 
     Returns:
         The separate weight and activation scores (NaN where not probed).
     """
     if not inputs:
         raise ConfigError("MQE needs at least one probe batch")
-    probe = copy.deepcopy(model).eval()
-    names = [s.name for s in specs]
-    prepare_(probe, names, config)
-    calibrate_(probe, inputs, max_batches=None)
+    rows = map_parts(executor, _MqeProbe(model, specs, inputs, space, config, divergence),
+                     len(specs))
     weight = np.full((len(specs), GRID_SIZE), np.nan)
     act = np.full((len(specs), GRID_SIZE), np.nan)
-    weight[:, FLOAT_INDEX] = act[:, FLOAT_INDEX] = 0.0
-    passes = 0
-    with torch.no_grad():
-        reference = [probe(x) for x in inputs]
-        passes += len(inputs)
+    for i, (weight_row, act_row) in rows.items():
+        weight[i], act[i] = weight_row, act_row
+    probed = sum(len(w) + len(a) for w, a in (probe_bits(space, s) for s in specs))
+    return Sensitivity(weight, act, (1 + probed) * len(inputs))
 
-        def score(layer: str, bits: tuple[int | None, int | None]) -> float:
-            set_policy_(probe, {layer: bits})
-            try:
-                return float(np.mean([divergence(ref, probe(x))
-                                      for ref, x in zip(reference, inputs, strict=True)]))
-            finally:
-                set_policy_(probe, {layer: (None, None)})
 
-        for i, spec in enumerate(specs):
-            w_bits, a_bits = probe_bits(space, spec)
-            for b in w_bits:
-                weight[i, bits_index(b)] = score(spec.name, (b, None))
-            for b in a_bits:
-                act[i, bits_index(b)] = score(spec.name, (None, b))
-            passes += (len(w_bits) + len(a_bits)) * len(inputs)
-    return Sensitivity(weight, act, passes)
+class _MqeProbe:
+    """MQE rows of some layers: ``{index: (weight row, act row)}``; a job for an executor."""
+
+    def __init__(self, model: nn.Module, specs: Sequence[LayerSpec],
+                 inputs: Sequence[torch.Tensor], space: BitSpace, config: QuantConfig | None,
+                 divergence: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
+        self.model, self.specs, self.inputs = model, list(specs), list(inputs)
+        self.space, self.config, self.divergence = space, config, divergence
+
+    def __call__(self, layers: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        probe = copy.deepcopy(self.model).eval()
+        prepare_(probe, [s.name for s in self.specs], self.config)
+        calibrate_(probe, self.inputs, max_batches=None)
+        rows = {}
+        with torch.no_grad():
+            reference = [probe(x) for x in self.inputs]
+
+            def score(layer: str, bits: tuple[int | None, int | None]) -> float:
+                set_policy_(probe, {layer: bits})
+                try:
+                    return float(np.mean([self.divergence(ref, probe(x))
+                                          for ref, x in zip(reference, self.inputs,
+                                                            strict=True)]))
+                finally:
+                    set_policy_(probe, {layer: (None, None)})
+
+            for i in layers:
+                spec = self.specs[i]
+                weight, act = np.full(GRID_SIZE, np.nan), np.full(GRID_SIZE, np.nan)
+                weight[FLOAT_INDEX] = act[FLOAT_INDEX] = 0.0
+                w_bits, a_bits = probe_bits(self.space, spec)
+                for b in w_bits:
+                    weight[bits_index(b)] = score(spec.name, (b, None))
+                for b in a_bits:
+                    act[bits_index(b)] = score(spec.name, (None, b))
+                rows[i] = (weight, act)
+        return rows
 
 
 def score_table(sens: Sensitivity, space: BitSpace, specs: Sequence[LayerSpec]) -> np.ndarray:

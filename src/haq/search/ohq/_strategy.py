@@ -106,5 +106,5 @@ class OhqStrategy(ScoreIlpStrategy):
         problem = replace(problem, model=on_cpu(problem.model))  # probes run on the CPU
         inputs, _ = self.probe_inputs(problem, seed)
         sens = mqe_sensitivity(problem.model, problem.specs, inputs, problem.space,
-                               config=self.quant_config)
+                               config=self.quant_config, executor=problem.executor)
         return score_table(sens, problem.space, problem.specs)
