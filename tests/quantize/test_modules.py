@@ -100,7 +100,9 @@ def test_ste_gradient_reaches_the_float_weight() -> None:
     # With the max clip nothing is clipped, so the STE gradient is the gradient at Q(W).
     w_q = wrapper.effective_weight().detach().requires_grad_()
     F.conv2d(wrapper.act_quant(x).detach(), w_q, layer.bias, padding=1).square().sum().backward()
-    torch.testing.assert_close(layer.weight.grad, w_q.grad)
+    # the layer computes with integer codes and one scale afterwards: the same gradient in
+    # exact arithmetic, summed in another order in float
+    torch.testing.assert_close(layer.weight.grad, w_q.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_pact_clip_is_trainable() -> None:
