@@ -13,7 +13,6 @@ from torch import nn
 import haq
 import haq.export
 from haq.models import example_input
-from haq.quantize import quantized_layers
 
 
 def _export(quantized, tmp_path, name, kind, fmt="onnx"):

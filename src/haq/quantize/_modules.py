@@ -253,7 +253,7 @@ class QuantModule(nn.Module):
         return cached[2], cached[3]
 
     def _integer_weight(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(integer-valued weight, its step per output channel); the float weight if not quantized."""
+        """(integer-valued weight, step per output channel); the float weight if not quantized."""
         if self.w_bits is None:
             return weight, None
         step = self.weight_quant.step()
