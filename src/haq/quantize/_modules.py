@@ -46,10 +46,12 @@ class IntegerView:
     bias: torch.Tensor | None
 
 
-def _combined_scale(step: float | None, w_step: torch.Tensor | None) -> torch.Tensor | None:
+def _combined_scale(step: float | None, w_step: torch.Tensor | None,
+                    like: torch.Tensor) -> torch.Tensor | None:
     """``s_x * s_w[c]`` in float32 (the one multiply after the integer conv)."""
     if w_step is None:
-        return None if step is None else torch.tensor([step], dtype=torch.float32)
+        return None if step is None else torch.full((1,), step, dtype=like.dtype,
+                                                    device=like.device)
     return w_step if step is None else w_step * step
 
 
@@ -223,7 +225,7 @@ class QuantModule(nn.Module):
             return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=True)
         codes, step = self._input_ste(x)
         weight, w_step = self._weight_ste()
-        scale = _combined_scale(step, w_step)
+        scale = _combined_scale(step, w_step, weight)
         return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=False)
 
     # -- integer arithmetic -----------------------------------------------------------------
@@ -249,7 +251,7 @@ class QuantModule(nn.Module):
             with torch.no_grad():
                 integer, w_step = self._integer_weight(weight)
                 cached = self._fold = (Stamp(weight), step, integer,
-                                       _combined_scale(step, w_step))
+                                       _combined_scale(step, w_step, weight))
         return cached[2], cached[3]
 
     def _integer_weight(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
