@@ -5,7 +5,9 @@ a seeded mixed 2-8-bit policy, the same mixed policy with k-means weights) the m
 quantized as `haq apply` does (8 seeded train batches of 128), exported to onnx, qonnx and
 packed, and ``haq.export.check_parity`` compares each file with haq's model: onnx on the whole
 test split; packed (bit-exact by construction, asserted in the tests) on the first
-``--images`` test images, qonnx (its executor is slow) on the first ``--qonnx-images``. As a
+``--images`` test images, qonnx (its executor is slow) on the first ``--qonnx-images``. The
+packed rows also record the ``size`` cost model's bytes, weights only and with
+``overhead=True``, and the file's parts. As a
 noise floor, haq's own two evaluation paths (the fast no-grad one and the straight-through one,
 equal in exact arithmetic) are compared on the first ``--images`` images.
 
@@ -93,9 +95,11 @@ def parity(results: Results, splits, calibration: list, images: int, qonnx_image
                     size = path.stat().st_size
                     extra = {}
                     if fmt == "packed":
-                        table = haq.cost.get("size", kmeans=kind == "kmeans").table(specs)
-                        extra = {"size_model_bytes": table.evaluate(policy)["size"],
-                                 "parts": haq.export.size_breakdown(path)}
+                        extra = {f"size_model{suffix}_bytes": haq.cost.get(
+                                     "size", kmeans=kind == "kmeans", overhead=overhead
+                                 ).table(specs).evaluate(policy)["size"]
+                                 for suffix, overhead in (("", False), ("_overhead", True))}
+                        extra["parts"] = haq.export.size_breakdown(path)
                     started = time.perf_counter()
                     report = haq.export.check_parity(path, model, first[fmt.split("-")[0]])
                 rec = results.add(key, **report.to_dict(), file_bytes=size,

@@ -27,6 +27,20 @@ def test_kmeans_adds_one_codebook_per_layer(tiny_specs) -> None:
         "size")[0, 8, 0]
 
 
+@pytest.mark.parametrize("kmeans", [False, True])
+def test_overhead_adds_what_a_deployed_layer_stores(tiny_specs, kmeans) -> None:
+    plain = get("size", kmeans=kmeans).table(tiny_specs).full_array("size")
+    deployed = get("size", kmeans=kmeans, overhead=True).table(tiny_specs).full_array("size")
+    for index, spec in enumerate(tiny_specs):
+        c = spec.out_channels
+        codes = np.ceil(spec.weight_params * 3 / 8) - spec.weight_params * 3 / 8
+        clips = 0 if kmeans else 4 * c  # k-means: the codebook instead (already counted)
+        # W3A4: codes in whole bytes, bias + weight clips per channel, input clip, flags
+        assert deployed[index, 2, 3] - plain[index, 2, 3] == codes + 4 * c + clips + 4 + 1
+        # float weight and float input: only the bias and the flags
+        assert deployed[index, 8, 8] - plain[index, 8, 8] == 4 * c + 1
+
+
 def test_bops_are_macs_times_bits(tiny_specs) -> None:
     table = get("bops", batch=3).table(tiny_specs)
     assert table.units == {"bops": "BOPs"}

@@ -1,9 +1,13 @@
-"""Read a quantized layer's grids as integers: weight codes + scales (or a codebook), input grid.
+"""Read a quantized layer as integers: weight codes + steps (or a codebook), input grid, scale.
 
-Every format writes the same numbers, so they are derived once here from the layer's quantizer
-state. A linear weight is ``codes * scale`` per output channel with integer codes in
-``[-n, n]`` (``n = 2^(b-1) - 1``; codes +-1 with scale = clip on the 1-bit binary grid). A
-k-means weight is ``codebook[labels]``. An input activation is quantized on ``{lo..hi} * scale``.
+Every format writes the same numbers, so they are derived once here from the layer's
+``integer_view``: what the layer itself computes with. A linear weight is ``codes * step`` per
+output channel with integer codes in ``[-n, n]`` (``n = 2^(b-1) - 1``; codes +-1 with step =
+clip on the 1-bit binary grid). A k-means weight is ``codebook[labels]``, and the codebook is
+``integer_codebook * step`` with a power-of-two step. An input activation is quantized to codes
+``{lo..hi}`` with step ``input step``. The layer's output is
+``conv(input codes, integer weight) * scale[c] + bias[c]`` with ``scale = input step * weight
+step``.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ class WeightCodes:
         codes: linear grid: signed integer codes shaped like the weight (int16); k-means:
             labels into ``codebook`` (int16).
         clip: linear grid: the quantizer's clip per output channel (or one value), float32.
+        step: float32 step of the integer grid per output channel (or one value).
         codebook: k-means centroids in use (``2^bits`` float32), else None.
     """
 
     bits: int
     codes: np.ndarray
     clip: np.ndarray
+    step: np.ndarray
     codebook: np.ndarray | None = None
 
     @property
@@ -49,11 +55,19 @@ class WeightCodes:
 
     @property
     def per_channel(self) -> bool:
-        return self.clip.size > 1
+        return self.step.size > 1
 
-    def scale(self) -> np.ndarray:
-        """Step per output channel (linear grids): ``clip / n``, or ``clip`` on the binary grid."""
-        return (self.clip / self.n if self.n else self.clip).astype(np.float32)
+    def integer_codebook(self) -> np.ndarray:
+        """k-means: the codebook on its integer grid (float32 integers), ``codebook / step``."""
+        if self.codebook is None:
+            raise ExportError("integer_codebook() is for k-means weights")
+        return np.round(self.codebook / self.step[0]).astype(np.float32)
+
+    def integers(self) -> np.ndarray:
+        """The integer-valued weight the layer computes with (float32)."""
+        if self.codebook is not None:
+            return self.integer_codebook()[self.codes.astype(np.int64)]
+        return self.codes.astype(np.float32)
 
     def values(self) -> np.ndarray:
         """The float weight, computed exactly as haq's fake-quant computes it (same float ops)."""
@@ -61,18 +75,17 @@ class WeightCodes:
             return self.codebook[self.codes.astype(np.int64)]
         clip = torch.from_numpy(self.clip).reshape((-1,) + (1,) * (self.codes.ndim - 1))
         codes = torch.from_numpy(self.codes.astype(np.float32))
-        if self.n == 0:
-            return (codes * clip).numpy()
-        return (codes / (self.n / clip)).numpy()
+        return (codes * (clip / self.n if self.n else clip)).numpy()
 
 
 @dataclass(frozen=True)
 class ActGrid:
-    """The grid of a layer's input: ``{lo..hi} * scale``; the binary grid is ``{-clip, +clip}``."""
+    """The grid of a layer's input: codes ``{lo..hi}`` of step ``step``; binary: ``{-1, +1}``."""
 
     bits: int
     signed: bool
     clip: float
+    step: float
 
     @property
     def binary(self) -> bool:
@@ -86,20 +99,21 @@ class ActGrid:
     def low(self) -> int:
         return -self.n if self.signed else 0
 
-    @property
-    def scale(self) -> float:
-        return self.clip / self.n if self.n else self.clip
-
 
 @dataclass(frozen=True)
 class LayerCodes:
-    """What an export needs of one quantized layer (None = that part stays float)."""
+    """What an export needs of one quantized layer (None = that part stays float).
+
+    ``scale`` is the float32 multiplier per output channel applied to the integer accumulator
+    (one value when only the input is quantized), None when the layer is entirely float.
+    """
 
     name: str
     weight: WeightCodes | None
     act: ActGrid | None
     bias: np.ndarray | None
     float_weight: np.ndarray
+    scale: np.ndarray | None
 
 
 def read_layers(model: torch.nn.Module) -> dict[str, LayerCodes]:
@@ -110,43 +124,42 @@ def read_layers(model: torch.nn.Module) -> dict[str, LayerCodes]:
 def read_layer(layer: QuantModule, name: str) -> LayerCodes:
     """The integer view of one layer; refuses a weight that is not on its grid."""
     with torch.no_grad():
+        if layer.a_bits is not None and not float(layer.act_quant.clip.detach()) > 0:
+            raise ExportError(f"layer {name!r} quantizes its input to {layer.a_bits} bits but "
+                              "has no activation range; calibrate the model first "
+                              "(pass calibration_data)")
+        view = layer.integer_view()
         weight = layer.effective_weight().detach().cpu().float()
-        bias = layer.effective_bias()
-        bias_np = None if bias is None else bias.detach().cpu().float().numpy().copy()
-        codes = None if layer.w_bits is None else _weight_codes(layer, weight, name)
+        bias = None if view.bias is None else view.bias.detach().cpu().float().numpy().copy()
+        codes = None if layer.w_bits is None else _weight_codes(layer, weight, view.weight, name)
         act = None
-        if layer.a_bits is not None:
-            clip = float(layer.act_quant.clip.detach())
-            if not clip > 0:
-                raise ExportError(f"layer {name!r} quantizes its input to {layer.a_bits} bits but "
-                                  "has no activation range; calibrate the model first "
-                                  "(pass calibration_data)")
-            act = ActGrid(layer.a_bits, bool(layer.act_quant.signed), clip)
-    return LayerCodes(name, codes, act, bias_np, weight.numpy().copy())
+        if layer.a_bits is not None and view.input_step is not None:
+            act = ActGrid(layer.a_bits, bool(layer.act_quant.signed),
+                          float(layer.act_quant.clip.detach()), view.input_step)
+        scale = None if view.scale is None else view.scale.detach().cpu().float().numpy().copy()
+    return LayerCodes(name, codes, act, bias, weight.numpy().copy(), scale)
 
 
-def _weight_codes(layer: QuantModule, weight: torch.Tensor, name: str) -> WeightCodes:
+def _weight_codes(layer: QuantModule, weight: torch.Tensor, integers: torch.Tensor,
+                  name: str) -> WeightCodes:
     bits = int(layer.w_bits)  # type: ignore[arg-type]
     quant = layer.weight_quant
+    step = quant.step().detach().cpu().float()
     if isinstance(quant, KMeansWeightQuantizer):
         labels = quant.labels.detach().cpu().to(torch.int16).numpy()
         codebook = quant.centroids.detach().cpu().float()[: 1 << bits].numpy().copy()
         if labels.max(initial=0) >= codebook.size:
             raise ExportError(f"layer {name!r}: k-means labels exceed its {codebook.size} "
                               "centroids; re-apply the policy before exporting")
-        return WeightCodes(bits, labels, np.ones(1, np.float32), codebook)
+        return WeightCodes(bits, labels, np.ones(1, np.float32), step.numpy().copy(), codebook)
     clip = quant.clip.detach().cpu().float()
-    view = clip.reshape((-1,) + (1,) * (weight.dim() - 1)).double()
-    n = (1 << (bits - 1)) - 1
-    if n == 0:
-        codes = torch.where(weight >= 0, 1.0, -1.0).double()
-    else:
-        exact = weight.double() * n / view
-        codes = torch.round(exact)
-        codes = torch.where(view > 0, codes, torch.zeros_like(codes))
-        off = float((exact - codes).abs().where(view > 0, torch.zeros_like(exact)).max())
-        if off > _CODE_TOLERANCE:
-            raise ExportError(f"layer {name!r}: its {bits}-bit weight is not on the grid of its "
-                              f"clip (off by {off:.3g} of a step); re-apply the policy (set_bits) "
-                              "after editing weights or clips")
-    return WeightCodes(bits, codes.to(torch.int16).numpy(), clip.numpy().copy())
+    codes = integers.detach().cpu()
+    view = step.reshape((-1,) + (1,) * (weight.dim() - 1))
+    exact = weight.double() / view.double()
+    off = float((exact - codes.double()).abs().where(view > 0, torch.zeros_like(exact)).max())
+    if off > _CODE_TOLERANCE:
+        raise ExportError(f"layer {name!r}: its {bits}-bit weight is not on the grid of its "
+                          f"clip (off by {off:.3g} of a step); re-apply the policy (set_bits) "
+                          "after editing weights or clips")
+    return WeightCodes(bits, codes.to(torch.int16).numpy(), clip.numpy().copy(),
+                       step.numpy().copy())

@@ -6,6 +6,11 @@ node that consumes ``<layer>.weight``. A format then rewrites only the edges *in
 the input activation (a tensor also read elsewhere, e.g. by a residual shortcut, stays float on
 that other path) and the weight and bias initializers. Nodes are inserted just before their
 consumer, so the graph stays topologically sorted.
+
+By default a layer is written as haq computes it (``QuantModule.integer_view``): the Conv/Gemm
+reads integer-valued input codes and integer weights and has no bias, and is followed by
+``Mul(scale per output channel)`` and ``Add(bias)``. A format may instead keep the bias in the
+node and dequantize both operands (``exact=False``: ONNX Runtime's fused integer kernels).
 """
 
 from __future__ import annotations
@@ -31,9 +36,15 @@ INPUT, OUTPUT = "input", "logits"
 
 # (nodes to insert before the consumer, new initializers, name of the tensor they produce)
 Rewrite = tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]
-# (layer, its quantized input grid / weight, source tensor name) -> rewrite of that edge
-ActWriter = Callable[[LayerCodes, ActGrid, str], Rewrite]
-WeightWriter = Callable[[LayerCodes, WeightCodes, str], Rewrite]
+# (layer, its quantized input grid / weight, source tensor name, exact) -> rewrite of that edge;
+# exact: the edge yields integer values (codes), else dequantized values
+ActWriter = Callable[[LayerCodes, ActGrid, str, bool], Rewrite]
+WeightWriter = Callable[[LayerCodes, WeightCodes, str, bool], Rewrite]
+ExactRule = Callable[[LayerCodes], bool]
+
+
+def always_exact(codes: LayerCodes) -> bool:
+    return True
 
 
 def float_graph(job: ExportJob) -> onnx.ModelProto:
@@ -50,32 +61,40 @@ def float_graph(job: ExportJob) -> onnx.ModelProto:
 
 
 def quantize_graph(job: ExportJob, fmt: str, act_edge: ActWriter,
-                   weight_edge: WeightWriter, domains: dict[str, int] | None = None) -> bytes:
+                   weight_edge: WeightWriter, domains: dict[str, int] | None = None,
+                   exact: ExactRule = always_exact) -> bytes:
     """The float graph with every quantized layer's input and weight rewritten; serialized."""
     model = float_graph(job)
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     consumers = _layer_nodes(graph, job.layers)
     inserted: dict[int, list[onnx.NodeProto]] = {}
+    appended: dict[int, list[onnx.NodeProto]] = {}
     for name, codes in job.layers.items():
         node = consumers[name]
         before = inserted.setdefault(id(node), [])
+        integer = exact(codes)
         if codes.act is not None:
-            nodes, tensors, out = act_edge(codes, codes.act, node.input[0])
+            nodes, tensors, out = act_edge(codes, codes.act, node.input[0], integer)
             before += nodes
             graph.initializer.extend(tensors)
             node.input[0] = out
         if codes.weight is not None:
-            nodes, tensors, out = weight_edge(codes, codes.weight, node.input[1])
+            nodes, tensors, out = weight_edge(codes, codes.weight, node.input[1], integer)
             before += nodes
             graph.initializer.extend(tensors)
             node.input[1] = out
-        if codes.bias is not None:
+        if integer:
+            nodes, tensors = _rescale(node, codes)
+            appended[id(node)] = nodes
+            graph.initializer.extend(tensors)
+        elif codes.bias is not None:
             _set_bias(graph, inits, node, codes)
     new_nodes = []
     for node in graph.node:
         new_nodes += inserted.get(id(node), [])
         new_nodes.append(node)
+        new_nodes += appended.get(id(node), [])
     del graph.node[:]
     graph.node.extend(new_nodes)
     _drop_unused(graph)
@@ -111,6 +130,28 @@ def _layer_nodes(graph: onnx.GraphProto, layers: dict[str, LayerCodes]
                               "--format packed")
         found[name] = node
     return found
+
+
+def _rescale(node: onnx.NodeProto, codes: LayerCodes
+             ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Drop the node's bias; follow it by ``Mul(scale[c])`` and ``Add(bias[c])``, as haq does."""
+    while len(node.input) > 2:
+        del node.input[-1]
+    channel = (-1,) if node.op_type == "Gemm" else (-1,) + (1,) * (codes.float_weight.ndim - 2)
+    steps = [(op, values) for op, values in (("Mul", codes.scale), ("Add", codes.bias))
+             if values is not None]
+    result, source = node.output[0], f"{codes.name}.accumulator"
+    node.output[0] = source
+    nodes, tensors = [], []
+    for index, (op, values) in enumerate(steps):
+        constant = f"{codes.name}.output_{'scale' if op == 'Mul' else 'bias'}"
+        tensors.append(initializer(constant, np.asarray(values, np.float32).reshape(channel)))
+        out = result if index == len(steps) - 1 else f"{codes.name}.scaled"
+        nodes.append(helper.make_node(op, [source, constant], [out], name=f"{codes.name}/{op}"))
+        source = out
+    if not nodes:
+        node.output[0] = result
+    return nodes, tensors
 
 
 def _set_bias(graph: onnx.GraphProto, inits: dict[str, onnx.TensorProto],

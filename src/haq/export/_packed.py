@@ -1,16 +1,28 @@
-"""``packed``: bit-packed integer weights in safetensors, loadable back into the same model.
+"""``packed``: what a deployed quantized model needs, bit-packed, in a few safetensors buffers.
 
-The file is the quantized model's ``state_dict`` with every quantized weight replaced by its
-integer codes packed at their width (a continuous little-endian bit stream, so 3-bit codes take
-3 bits) plus what reconstructs it exactly: the clip per output channel (linear grid) or the
-``2^b`` centroids (k-means). Everything else (biases, activation clips, float layers,
-normalisation) is stored as it is. The safetensors metadata holds one JSON header: format
-version, policy, quantizer config, and per layer the width, shape and kind of its weight.
+Per policy layer, in policy order, the file holds only what the layer computes with:
+
+* ``codes`` (uint8): each quantized weight's integer codes (linear grid: shifted to
+  ``0..2n``; k-means: labels) as a little-endian bit stream at the weight's width, layers
+  concatenated, each starting on a byte;
+* ``codebooks`` (float32): the ``2^b`` centroids of each k-means layer;
+* ``float_weights`` (float32): weights the policy keeps in float;
+* ``per_layer`` (float32): each layer's weight clips (linear grid: one per output channel),
+  its effective bias (batch norm folded and bias correction included: one bias) and its input
+  clip;
+* ``flags`` (uint8, one per layer): input signedness, whether the layer has a bias;
+
+plus, under their own names, any state outside the policy's layers (e.g. a batch norm that
+could not be folded). The tensor index is therefore a fixed handful of entries, and the JSON
+header holds the format version, the policy, the quantizer config and the input shape. Every
+per-layer part is what the ``size`` cost model with ``overhead=True`` counts, so the file is
+that many bytes plus the header (and any state outside the policy).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +32,24 @@ from torch import nn
 
 from haq.device import model_device
 from haq.errors import ExportError
-from haq.export._codes import WeightCodes
+from haq.export._codes import LayerCodes, WeightCodes
 from haq.export._registry import ExportJob, Runner, register_format
 from haq.policy import Policy
-from haq.quantize import QuantConfig, apply_policy_, fold_batchnorm_, quantized_layers, strip_
+from haq.quantize import (
+    KMeansWeightQuantizer,
+    QuantConfig,
+    QuantModule,
+    apply_policy_,
+    fold_batchnorm_,
+    quantized_layers,
+    strip_,
+)
 
-PACKED_VERSION = 1
+PACKED_VERSION = 2
 HEADER_KEY = "haq"
-_QUANT_STATE = ("weight", "weight_quant.clip", "weight_quant.labels", "weight_quant.centroids")
+WEIGHT_PARTS = ("codes", "codebooks", "float_weights")
+LAYER_PARTS = ("per_layer", "flags")
+_SIGNED, _BIAS = 1, 2  # flag bits
 
 
 @register_format("packed", suffix=".safetensors", description="bit-packed integer weights + "
@@ -37,11 +59,11 @@ class Packed:
     def write(job: ExportJob) -> bytes:
         from safetensors.torch import save
 
-        tensors, layers = _tensors(job)
         header = {"format": "haq-packed", "version": PACKED_VERSION,
                   "policy": job.policy.to_dict(), "quant_config": job.config.to_dict(),
-                  "input_shape": list(job.example_input.shape[1:]), "layers": layers}
-        return save(tensors, metadata={HEADER_KEY: json.dumps(header)})
+                  "input_shape": list(job.example_input.shape[1:])}
+        return save(_tensors(job), metadata={HEADER_KEY: json.dumps(header,
+                                                                    separators=(",", ":"))})
 
     @staticmethod
     def load(path: Path, reference: nn.Module) -> Runner:
@@ -74,31 +96,46 @@ def packed_bytes(numel: int, bits: int) -> int:
     return -(-numel * bits // 8)
 
 
-def _tensors(job: ExportJob) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = {k: v.detach().cpu().contiguous() for k, v in job.model.state_dict().items()}
-    tensors, layers = {}, {}
-    for name, codes in job.layers.items():
+def _offsets(weight: WeightCodes) -> np.ndarray:
+    """Codes as non-negative integers below 2^bits."""
+    if weight.codebook is not None:
+        return weight.codes
+    if weight.n == 0:  # binary grid: codes -1/+1 -> 0/1
+        return (weight.codes + 1) // 2
+    return weight.codes + weight.n  # [-n, n] -> [0, 2n]
+
+
+def _tensors(job: ExportJob) -> dict[str, torch.Tensor]:
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in WEIGHT_PARTS + LAYER_PARTS}
+    for name in job.policy.layers:
+        codes = job.layers[name]
         weight = codes.weight
         if weight is None:
-            continue
-        for key in _QUANT_STATE:
-            state.pop(f"{name}.{key}", None)
-        tensors.update(_weight_tensors(name, weight))
-        layers[name] = {"bits": weight.bits, "shape": list(weight.codes.shape),
-                        "kind": "kmeans" if weight.kmeans else "linear"}
-    tensors.update(state)
-    return tensors, layers
+            parts["float_weights"].append(codes.float_weight.reshape(-1))
+        else:
+            parts["codes"].append(pack_bits(_offsets(weight), weight.bits))
+            if weight.codebook is not None:
+                parts["codebooks"].append(weight.codebook)
+            else:
+                parts["per_layer"].append(weight.clip)
+        parts["per_layer"] += _layer_scalars(codes)
+        flags = (_SIGNED if codes.act is not None and codes.act.signed else 0) | \
+            (_BIAS if codes.bias is not None else 0)
+        parts["flags"].append(np.array([flags], np.uint8))
+    tensors = {key: torch.from_numpy(np.concatenate(arrays)) for key, arrays in parts.items()
+               if arrays and sum(a.size for a in arrays)}
+    prefixes = tuple(f"{name}." for name in job.policy.layers)
+    for key, value in job.model.state_dict().items():
+        if not key.startswith(prefixes):  # state outside the policy's layers, as it is
+            tensors[key] = value.detach().cpu().contiguous()
+    return tensors
 
 
-def _weight_tensors(name: str, weight: WeightCodes) -> dict[str, torch.Tensor]:
-    if weight.codebook is not None:  # k-means: labels + codebook
-        offsets, extra = weight.codes, {"codebook": torch.from_numpy(weight.codebook)}
-    elif weight.n == 0:  # binary grid: codes -1/+1 -> bits 0/1
-        offsets, extra = (weight.codes + 1) // 2, {"clip": torch.from_numpy(weight.clip)}
-    else:  # codes in [-n, n] -> [0, 2n], which fits in `bits` bits
-        offsets, extra = weight.codes + weight.n, {"clip": torch.from_numpy(weight.clip)}
-    packed = torch.from_numpy(pack_bits(offsets, weight.bits))
-    return {f"{name}.weight.codes": packed, **{f"{name}.weight.{k}": v for k, v in extra.items()}}
+def _layer_scalars(codes: LayerCodes) -> list[np.ndarray]:
+    out = [] if codes.bias is None else [codes.bias.astype(np.float32)]
+    if codes.act is not None:
+        out.append(np.array([codes.act.clip], np.float32))
+    return out
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -117,7 +154,7 @@ def read_header(path: Path) -> dict[str, Any]:
     header = json.loads(meta[HEADER_KEY])
     if header.get("version") != PACKED_VERSION:
         raise ExportError(f"{path} is packed format version {header.get('version')!r}; this haq "
-                          f"reads version {PACKED_VERSION}")
+                          f"reads version {PACKED_VERSION} (export the model again)")
     return header
 
 
@@ -125,7 +162,9 @@ def load_packed(path: str | Path, model: nn.Module) -> nn.Module:
     """Load a packed file into ``model`` (the float architecture it was exported from), in place.
 
     The policy and quantizer config come from the file; the result computes exactly what the
-    exported quantized model computed (bit-identical outputs).
+    exported quantized model computed (bit-identical outputs). It holds what a deployed model
+    needs, not the float weights the codes came from: each layer's bias is its effective bias
+    (no separate bias correction), and learned rounding loads as the codes it chose.
 
     Raises:
         ExportError: not a packed file, or its tensors do not fit ``model``.
@@ -141,66 +180,113 @@ def load_packed(path: str | Path, model: nn.Module) -> nn.Module:
             fold_batchnorm_(model, torch.zeros(1, *header["input_shape"]))
     apply_policy_(model, policy, None, config)
     tensors = load_file(str(path))
-    for name, info in header["layers"].items():
-        tensors.update(_decode_weight(name, info, tensors, quantized_layers(model).get(name)))
-    missing, unexpected = _mismatch(model, tensors)
-    if missing or unexpected:
-        raise ExportError(f"{path} does not fit this model: missing {missing[:5]}, unexpected "
-                          f"{unexpected[:5]}; pass the architecture the file was exported from "
-                          "(prepared the same way, e.g. batch norm folded)")
-    model.load_state_dict(tensors, strict=True)
+    state = model.state_dict()
+    layers = quantized_layers(model)
+    streams = {key: _Stream(tensors.pop(key, torch.zeros(0))) for key in WEIGHT_PARTS + LAYER_PARTS}
+    try:
+        for name in policy.layers:
+            if name not in layers:
+                raise ExportError(f"packed layer {name!r} is not in this model")
+            state.update(_decode_layer(name, layers[name], streams))
+    except (ExportError, ValueError, RuntimeError) as err:
+        raise ExportError(f"{path} does not fit this model ({err}); pass the architecture the "
+                          "file was exported from") from err
+    left = [key for key, stream in streams.items() if not stream.done()]
+    prefixes = tuple(f"{name}." for name in policy.layers)
+    rest = {k for k in state if not k.startswith(prefixes)}
+    if left or set(tensors) != rest:
+        raise ExportError(f"{path} does not fit this model: unread {left}, missing "
+                          f"{sorted(rest - set(tensors))[:5]}, unexpected "
+                          f"{sorted(set(tensors) - rest)[:5]}; pass the architecture the file "
+                          "was exported from (prepared the same way, e.g. batch norm folded)")
+    state.update(tensors)
+    model.load_state_dict(state, strict=True)
     return model
 
 
-def _decode_weight(name: str, info: dict[str, Any], tensors: dict[str, torch.Tensor],
-                   layer: nn.Module | None) -> dict[str, torch.Tensor]:
-    if layer is None:
-        raise ExportError(f"packed layer {name!r} is not in this model; pass the architecture "
-                          "the file was exported from")
-    bits, shape = int(info["bits"]), tuple(info["shape"])
-    raw = tensors.pop(f"{name}.weight.codes").numpy()
-    offsets = unpack_bits(raw, bits, int(np.prod(shape))).reshape(shape)
-    if info["kind"] == "kmeans":
-        codebook = tensors.pop(f"{name}.weight.codebook")
-        centroids = torch.zeros_like(layer.weight_quant.centroids)
+class _Stream:
+    """Reads consecutive pieces of one concatenated buffer."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.data, self.at = tensor, 0
+
+    def take(self, count: int) -> torch.Tensor:
+        if self.at + count > self.data.numel():
+            raise ExportError("a buffer of the file ended early")
+        piece = self.data[self.at:self.at + count]
+        self.at += count
+        return piece
+
+    def done(self) -> bool:
+        return self.at == self.data.numel()
+
+
+def _decode_layer(name: str, layer: QuantModule, streams: dict[str, _Stream]
+                  ) -> Iterator[tuple[str, torch.Tensor]]:
+    weight = layer.weight
+    bits = layer.w_bits
+    out: dict[str, torch.Tensor] = {}
+    if bits is None:
+        out["weight"] = streams["float_weights"].take(weight.numel()).reshape(weight.shape)
+    else:
+        raw = streams["codes"].take(packed_bytes(weight.numel(), bits)).numpy()
+        offsets = unpack_bits(raw, bits, weight.numel()).reshape(weight.shape)
+        out.update(_decode_weight(layer, bits, offsets, streams))
+    flags = int(streams["flags"].take(1)[0])
+    if flags & _BIAS:
+        bias = streams["per_layer"].take(weight.shape[0])
+        if layer.bias is not None:
+            out["bias"] = bias
+            out["bias_correction"] = torch.zeros_like(bias)
+        else:  # the effective bias of a layer without one is -bias_correction
+            out["bias_correction"] = -bias
+    if layer.a_bits is not None:
+        out["act_quant.clip"] = streams["per_layer"].take(1).reshape(())
+        out["act_quant.signed"] = torch.tensor(bool(flags & _SIGNED))
+    return ((f"{name}.{key}", value) for key, value in out.items())
+
+
+def _decode_weight(layer: QuantModule, bits: int, offsets: np.ndarray,
+                   streams: dict[str, _Stream]) -> dict[str, torch.Tensor]:
+    quant = layer.weight_quant
+    if isinstance(quant, KMeansWeightQuantizer):  # labels + codebook
+        codebook = streams["codebooks"].take(1 << bits)
+        centroids = torch.zeros_like(quant.centroids)
         centroids[: codebook.numel()] = codebook
-        labels = torch.from_numpy(offsets.astype(np.uint8))
-        weight = WeightCodes(bits, offsets.astype(np.int16), np.ones(1, np.float32),
-                             codebook.numpy())
-        return {f"{name}.weight": torch.from_numpy(weight.values()),
-                f"{name}.weight_quant.labels": labels,
-                f"{name}.weight_quant.centroids": centroids}
-    clip = tensors.pop(f"{name}.weight.clip")
+        return {"weight": codebook[torch.from_numpy(offsets)],
+                "weight_quant.labels": torch.from_numpy(offsets.astype(np.uint8)),
+                "weight_quant.centroids": centroids}
+    clip = streams["per_layer"].take(quant.clip.numel())
     n = (1 << (bits - 1)) - 1
     codes = offsets * 2 - 1 if n == 0 else offsets - n
-    weight = WeightCodes(bits, codes.astype(np.int16), clip.numpy())
-    return {f"{name}.weight": torch.from_numpy(weight.values()),
-            f"{name}.weight_quant.clip": clip}
-
-
-def _mismatch(model: nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-    expected = set(model.state_dict())
-    return sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+    step = (clip / n if n else clip).reshape((-1,) + (1,) * (offsets.ndim - 1))
+    out = {"weight_quant.clip": clip}
+    if quant.learned:  # learned rounding: floor(w / step) + 0 gives the code back
+        out["weight"] = (torch.from_numpy(codes.astype(np.float32)) + 0.5) * step
+        out["weight_quant.rounding"] = torch.zeros_like(quant.rounding)
+    else:
+        weight = WeightCodes(bits, codes.astype(np.int16), clip.numpy(), step.reshape(-1).numpy())
+        out["weight"] = torch.from_numpy(weight.values())
+    return out
 
 
 def size_breakdown(path: str | Path) -> dict[str, int]:
-    """Bytes of a packed file by part: packed weight codes + codebooks, the rest, the header."""
+    """Bytes of a packed file by part.
+
+    ``weights``: packed codes, k-means codebooks and float weights (the ``size`` model's
+    weights-only count); ``per_layer``: clips, biases and flags (what ``overhead=True`` adds);
+    ``other``: state outside the policy's layers; ``header``: safetensors index + JSON header.
+    """
     from safetensors import safe_open
 
     path = Path(path)
-    header = read_header(path)
-    # layers the policy keeps in float store their weights as float32, as the size model counts
-    float_weights = {f"{name}.weight" for name, bits in header["policy"]["layers"].items()
-                     if bits["w_bits"] is None}
-    parts = {"weights": 0, "other": 0}
+    read_header(path)
+    parts = {"weights": 0, "per_layer": 0, "other": 0}
     with safe_open(str(path), framework="pt") as handle:
         for key in handle.keys():
             t = handle.get_tensor(key)
-            nbytes = t.numel() * t.element_size()
-            layer = key.rsplit(".weight.", 1)[0]
-            is_weight = ((key.endswith((".weight.codes", ".weight.codebook"))
-                          and layer in header["layers"]) or key in float_weights)
-            parts["weights" if is_weight else "other"] += nbytes
-    parts["header"] = path.stat().st_size - parts["weights"] - parts["other"]
+            part = "weights" if key in WEIGHT_PARTS else \
+                "per_layer" if key in LAYER_PARTS else "other"
+            parts[part] += t.numel() * t.element_size()
+    parts["header"] = path.stat().st_size - sum(parts.values())
     return parts
-

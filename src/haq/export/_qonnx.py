@@ -1,16 +1,19 @@
 """``qonnx``: the QONNX dialect's arbitrary-precision ``Quant`` operator (read by FINN, hls4ml).
 
-One quantized layer becomes::
+One quantized layer becomes (the arithmetic haq computes, bit for bit)::
 
-    x (float) --> Quant(scale, zeropt=0, bitwidth=b; signed, narrow, ROUND) --> Conv/Gemm
-    weight (float, on its grid) --> Quant(scale per output channel, b bits, signed, narrow) --^
+    x (float) -> Div(step) -> Quant(scale 1, zeropt 0, bitwidth b; signed, narrow) --> Conv/Gemm
+    integer weight (float initializer) -> Quant(scale 1, bitwidth b, signed, narrow) ---^  |
+                                            Mul(scale[c] = step * weight step[c]) -> Add(bias)
 
-``Quant`` divides by the scale, rounds half to even, clamps to the integer range of
-``bitwidth`` (``narrow`` drops the most negative code, which gives haq's symmetric signed grid)
-and multiplies back. The 1-bit binary grid {-c, +c} is ``BipolarQuant``. k-means weights have
-no QONNX operator and are written as their float values (at most 2^b distinct numbers).
-The op type is ``Quant``, which qonnx 1.0 still reads as an alias of ``IntQuant`` and which
-older FINN and hls4ml releases understand.
+``Quant`` rounds half to even and clamps to the integer range of ``bitwidth`` (``narrow`` drops
+the most negative code, which gives haq's symmetric signed grid); with scale 1 its output is the
+integer codes, and the Conv sums integer products, exact in float32. The steps sit in the
+``Div`` before and the ``Mul`` after, where FINN's streamlining moves scales anyway. The 1-bit
+binary grid {-c, +c} is ``BipolarQuant`` (codes -1/+1). k-means weights have no QONNX operator
+and are written as their integer codebook values (at most 2^b distinct numbers). The op type is
+``Quant``, which qonnx 1.0 still reads as an alias of ``IntQuant`` and which older FINN and
+hls4ml releases understand.
 """
 
 from __future__ import annotations
@@ -62,10 +65,10 @@ class Qonnx:
         return run
 
 
-def _quant_node(base: str, source: str, scale: np.ndarray | float, bits: int, signed: bool,
-                binary: bool) -> Rewrite:
+def _quant_node(base: str, source: str, bits: int, signed: bool, binary: bool) -> Rewrite:
+    """Integer codes of ``source`` (already divided by its step) at ``bits`` bits."""
     names = {k: f"{base}.{k}" for k in ("scale", "zeropt", "bitwidth", "out")}
-    tensors = [initializer(names["scale"], np.asarray(scale, np.float32))]
+    tensors = [initializer(names["scale"], np.float32(1))]
     if binary:
         node = helper.make_node("BipolarQuant", [source, names["scale"]], [names["out"]],
                                 name=f"{base}/BipolarQuant", domain=DOMAIN)
@@ -78,18 +81,21 @@ def _quant_node(base: str, source: str, scale: np.ndarray | float, bits: int, si
     return [node], tensors, names["out"]
 
 
-def _act_edge(codes: LayerCodes, grid: ActGrid, source: str) -> Rewrite:
-    return _quant_node(f"{codes.name}.input_quant", source, grid.scale, grid.bits, grid.signed,
-                       grid.binary)
+def _act_edge(codes: LayerCodes, grid: ActGrid, source: str, exact: bool) -> Rewrite:
+    base = f"{codes.name}.input_quant"
+    if grid.binary:  # the sign of x is the sign of x / step
+        return _quant_node(base, source, grid.bits, grid.signed, True)
+    step = f"{base}.step"
+    divide = helper.make_node("Div", [source, step], [f"{base}.scaled"], name=f"{base}/Div")
+    nodes, tensors, out = _quant_node(base, f"{base}.scaled", grid.bits, grid.signed, False)
+    return [divide, *nodes], [initializer(step, np.float32(grid.step)), *tensors], out
 
 
-def _weight_edge(codes: LayerCodes, weight: WeightCodes, source: str) -> Rewrite:
+def _weight_edge(codes: LayerCodes, weight: WeightCodes, source: str, exact: bool) -> Rewrite:
     base = f"{codes.name}.weight_quant"
     values = f"{base}.values"
-    tensors = [initializer(values, weight.values())]
+    tensors = [initializer(values, weight.integers())]
     if weight.kmeans:
         return [], tensors, values
-    scale = weight.scale().reshape((-1,) + (1,) * (weight.codes.ndim - 1))
-    nodes, more, out = _quant_node(base, values, scale if weight.per_channel else scale.reshape(()),
-                                   weight.bits, True, weight.n == 0)
+    nodes, more, out = _quant_node(base, values, weight.bits, True, weight.n == 0)
     return nodes, tensors + more, out

@@ -24,13 +24,20 @@ from haq.quantize._apply import (
 from haq.quantize._config import QuantConfig
 from haq.quantize._fold import FoldReport, find_foldable, fold_batchnorm_
 from haq.quantize._grid import fake_quant, sqnr_db
-from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
+from haq.quantize._modules import (
+    IntegerView,
+    QuantConv1d,
+    QuantConv2d,
+    QuantLinear,
+    QuantModule,
+)
 from haq.quantize._weight import KMeansWeightQuantizer, LinearWeightQuantizer, WeightQuantizer
 
 __all__ = [
     "DEFAULT_CALIBRATION_BATCHES",
     "ActQuantizer",
     "FoldReport",
+    "IntegerView",
     "KMeansWeightQuantizer",
     "LinearWeightQuantizer",
     "QuantConfig",

@@ -11,6 +11,7 @@ current weight bits, subtracted from the bias (zero when off or in float).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -19,10 +20,39 @@ from torch import nn
 
 from haq.quantize._act import ActQuantizer
 from haq.quantize._config import QuantConfig
+from haq.quantize._grid import grid_step, integer_ste, to_float32
 from haq.quantize._inputs import InputRecord
 from haq.quantize._recon import PatchMoments
 from haq.quantize._stamp import Stamp
 from haq.quantize._weight import LinearWeightQuantizer, WeightQuantizer, make_weight_quantizer
+
+
+@dataclass(frozen=True)
+class IntegerView:
+    """A quantized layer as it computes: ``conv(x / input_step, weight) * scale[c] + bias[c]``.
+
+    Attributes:
+        input_step: float32 step of the input grid (codes = round-half-even(x / step), clamped);
+            None for a float input.
+        weight: integer-valued weight (a float tensor), or the float weight if not quantized.
+        scale: per output channel ``input_step * weight step`` in float32 (one value if only
+            the input is quantized; None if nothing is).
+        bias: the effective bias (bias correction included), or None.
+    """
+
+    input_step: float | None
+    weight: torch.Tensor
+    scale: torch.Tensor | None
+    bias: torch.Tensor | None
+
+
+def _combined_scale(step: float | None, w_step: torch.Tensor | None,
+                    like: torch.Tensor) -> torch.Tensor | None:
+    """``s_x * s_w[c]`` in float32 (the one multiply after the integer conv)."""
+    if w_step is None:
+        return None if step is None else torch.full((1,), step, dtype=like.dtype,
+                                                    device=like.device)
+    return w_step if step is None else w_step * step
 
 
 class QuantModule(nn.Module):
@@ -57,7 +87,8 @@ class QuantModule(nn.Module):
         self._corrected = False  # bias_correction holds a non-zero value
         self.inputs: InputRecord | None = None  # what calibration kept of the float inputs
         self._previous_inputs: InputRecord | None = None
-        self._fold: tuple[Stamp, float, torch.Tensor] | None = None
+        # (stamp of the quantized weight, input step, integer weight, combined scale)
+        self._fold: tuple[Stamp, float | None, torch.Tensor, torch.Tensor | None] | None = None
 
     # -- bits -------------------------------------------------------------------------------
     @property
@@ -183,19 +214,75 @@ class QuantModule(nn.Module):
                 self.inputs.update(x)
             return self._compute(x, self.weight, self.bias)
         bias = self.effective_bias()
-        if act.bits is not None and not self.training and not torch.is_grad_enabled():
-            # Evaluation: conv(codes * s, W) == conv(codes, s * W), so the activation scale is
-            # folded into the cached weight and x is touched by one multiply, round and clamp.
-            codes, scale = act.codes(x)
-            return self._compute(codes, self._folded_weight(scale), bias)
-        return self._compute(act(x), self.effective_weight(), bias)
+        if act.bits is None and self.w_bits is None:
+            return self._compute(x, self.weight, bias)
+        if not self.training and not torch.is_grad_enabled():
+            # Evaluation: one division, round and clamp of x; the integer weight and the
+            # combined scale are cached.
+            codes, step = act.codes(x) if act.bits is not None else (x, None)
+            step = None if step is None else to_float32(step)
+            weight, scale = self._cached_integer_weight(step)
+            return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=True)
+        codes, step = self._input_ste(x)
+        weight, w_step = self._weight_ste()
+        scale = _combined_scale(step, w_step, weight)
+        return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=False)
 
-    def _folded_weight(self, scale: float) -> torch.Tensor:
+    # -- integer arithmetic -----------------------------------------------------------------
+    # The layer computes conv(input codes, integer weight) * (s_x * s_w[c]) + bias: integer
+    # products summed in float32 are exact while the sums stay below 2^24, so the result does
+    # not depend on the summation order, and an exported graph doing the same operations
+    # (``integer_view``) gets the same bits. Both paths below compute these values.
+    def integer_view(self) -> IntegerView:
+        """What the layer computes with, as integers and scales (for export)."""
+        with torch.no_grad():
+            step = None
+            if self.a_bits is not None:
+                step = grid_step(float(self.act_quant.clip), self.a_bits,
+                                 bool(self.act_quant.signed))
+            weight, scale = self._cached_integer_weight(step)
+            return IntegerView(step, weight.detach(), scale, self.effective_bias())
+
+    def _cached_integer_weight(self, step: float | None) -> tuple[torch.Tensor,
+                                                                   torch.Tensor | None]:
         weight = self.effective_weight()
         cached = self._fold
-        if cached is None or cached[1] != scale or not cached[0].matches(weight):
-            cached = self._fold = (Stamp(weight), scale, weight * scale)
-        return cached[2]
+        if cached is None or cached[1] != step or not cached[0].matches(weight):
+            with torch.no_grad():
+                integer, w_step = self._integer_weight(weight)
+                cached = self._fold = (Stamp(weight), step, integer,
+                                       _combined_scale(step, w_step, weight))
+        return cached[2], cached[3]
+
+    def _integer_weight(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(integer-valued weight, step per output channel); the float weight if not quantized."""
+        if self.w_bits is None:
+            return weight, None
+        step = self.weight_quant.step()
+        step = torch.where(step > 0, step, torch.ones_like(step))  # an all-zero channel
+        view = step.reshape((-1,) + (1,) * (weight.dim() - 1))
+        return integer_ste(weight / view), step
+
+    def _weight_ste(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._integer_weight(self.effective_weight())
+
+    def _input_ste(self, x: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+        act = self.act_quant
+        if act.bits is None:
+            return x, None
+        quantized = act(x)  # fake-quant value with its straight-through (and PACT) gradient
+        step = grid_step(float(act.clip.detach()), act.bits, bool(act.signed))
+        return integer_ste(quantized / step), step
+
+    def _rescale(self, out: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None,
+                 inplace: bool) -> torch.Tensor:
+        """``out * scale[c] + bias[c]`` (two roundings, as the exported Mul and Add do)."""
+        shape = (-1,) if isinstance(self, nn.Linear) else (-1,) + (1,) * (out.dim() - 2)
+        if scale is not None:
+            out = out.mul_(scale.reshape(shape)) if inplace else out * scale.reshape(shape)
+        if bias is not None:
+            out = out.add_(bias.reshape(shape)) if inplace else out + bias.reshape(shape)
+        return out
 
     def _compute(self, x: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 from haq.policy import MAX_BITS
 from haq.quantize._clip import weight_clip
 from haq.quantize._config import QuantConfig
-from haq.quantize._grid import fake_quant, fake_quant_ste, grid_max
+from haq.quantize._grid import dyadic_step, fake_quant, fake_quant_ste, grid_max
 from haq.quantize._kmeans import kmeans_1d
 from haq.quantize._recon import output_clip
 from haq.quantize._rounding import Forward, apply_mask, learn_mask, nearest_mask
@@ -111,6 +111,14 @@ class WeightQuantizer(nn.Module):
         self._source = (Stamp(weight), weight.detach().clone())
 
     # -- implemented by subclasses -----------------------------------------------------------
+    def step(self) -> torch.Tensor:
+        """Step of the quantized weight's integer grid per output channel (or one), detached.
+
+        ``quantized weight / step`` is integer-valued (up to float error): the layer computes
+        with those integers and multiplies its output by the step.
+        """
+        raise NotImplementedError
+
     def _derive(self, weight: torch.Tensor, bits: int) -> _Entry:
         raise NotImplementedError
 
@@ -183,6 +191,11 @@ class LinearWeightQuantizer(WeightQuantizer):
             mask = learn_mask(weight, scale, bits, inputs, forward, generator)
         return _Entry((clip, mask), apply_mask(weight.detach(), scale, mask, bits))
 
+    def step(self) -> torch.Tensor:
+        n = grid_max(int(self.bits or 8), True)
+        clip = self.clip.detach()
+        return clip / n if n else clip
+
     def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
         self.clip.copy_(state[0])
         if self.learned:
@@ -234,8 +247,15 @@ class KMeansWeightQuantizer(WeightQuantizer):
         generator = torch.Generator().manual_seed((self.seed * 16 + bits) % (1 << 62))
         centroids, labels = kmeans_1d(weight, 1 << bits, self.iters, generator)
         centroids = centroids.to(self.centroids.dtype).to(weight.device)
+        step = dyadic_step(centroids.abs().max())
+        centroids = torch.round(centroids / step) * step  # on the layer's integer grid, exactly
         labels = labels.to(torch.uint8).to(weight.device)
         return _Entry((labels, centroids), centroids[labels.long()])
+
+    def step(self) -> torch.Tensor:
+        """A power of two per layer: ``centroids / step`` are integers of at most 12 bits."""
+        used = self.centroids.detach()[: 1 << int(self.bits or 0)]
+        return dyadic_step(used.abs().max()).reshape(1)
 
     def _load_state(self, state: tuple[torch.Tensor, ...]) -> None:
         labels, centroids = state
