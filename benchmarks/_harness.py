@@ -40,6 +40,22 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def source_commit() -> str | None:
+    """The checked-out commit (with ``+dirty`` for uncommitted changes) the numbers came from,
+    or ``None`` outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
+                               cwd=root, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty.strip() else "")
+
+
 def _lines(path: Path) -> list[str]:
     """The file's lines; a torn end (a killed run's last write) is dropped."""
     if not path.exists():
@@ -62,6 +78,7 @@ class Results:
         packed = RESULTS_DIR / f"{name}.jsonl.gz"
         self.path = packed if packed.exists() else RESULTS_DIR / f"{name}.jsonl"
         self.variant = variant
+        self.commit = source_commit()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict[str, Any]] = {}
         for record in self.all(self.path):
@@ -91,7 +108,8 @@ class Results:
     def add(self, key: str, **values: Any) -> dict[str, Any]:
         record = {"key": key, **({"variant": self.variant} if self.variant else {}),
                   "command": " ".join(sys.argv), "machine": machine(),
-                  "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **values}
+                  "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": self.commit,
+                  **values}
         line = (json.dumps(record) + "\n").encode()
         with self.path.open("ab") as handle:
             handle.write(gzip.compress(line) if self.path.suffix == ".gz" else line)
