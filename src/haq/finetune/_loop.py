@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from haq.data import loader
 from haq.errors import ConfigError
 from haq.finetune._augment import augment_batch
+from haq.finetune._bnqat import FoldedNorm, folded_bn_qat, freeze
 from haq.finetune._config import TrainConfig
 
 Progress = Callable[[dict[str, Any]], None]
@@ -84,8 +85,9 @@ def _batches(data: Iterable[Any], config: TrainConfig, per_epoch: int) -> Iterat
         epoch += 1
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(model: nn.Module, config: TrainConfig,
+               extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra)
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameter to train")
     if config.optimizer == "adam":
@@ -174,7 +176,18 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
         raise ConfigError("the training data yields no batch; use a smaller batch_size")
     total = config.steps if config.steps is not None else config.epochs * per_epoch
     model.to(config.device)
-    optimizer = _optimizer(model, config)
+    with folded_bn_qat(model, config.bn_qat) as norms:
+        return _train_loop(model, data, per_epoch, total, config, norms, progress, eval_data,
+                           after_step, teacher)
+
+
+def _train_loop(model: nn.Module, data: Iterable[Any], per_epoch: int, total: int,
+                config: TrainConfig, norms: dict[str, FoldedNorm], progress: Progress | None,
+                eval_data: Data | None, after_step: Callable[[nn.Module], None] | None,
+                teacher: nn.Module | None) -> dict[str, Any]:
+    optimizer = _optimizer(model, config,
+                           [p for norm in norms.values() for p in norm.parameters()])
+    freeze_at = math.ceil(config.bn_freeze * total) if norms else None
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: dict[str, Any] = {"loss": [], "train_accuracy": [], "lr": []}
     if eval_data is not None:
@@ -203,6 +216,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if index != epoch.index:
                 close(epoch)
                 epoch = _Epoch(index)
+            if step == freeze_at:
+                freeze(norms)
             lr = _set_lr(optimizer, config, step, total)
             x, y = x.to(config.device), y.to(config.device)
             if config.augment:
