@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from torch import nn
 
-from haq.quantize import absorb_affine_, is_folded, quantized_layers, scales_exactly
+from haq.quantize import (
+    QuantModule,
+    absorb_affine_,
+    is_folded,
+    quantized_layers,
+    scales_exactly,
+)
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -33,6 +39,9 @@ MOMENTUM = 0.1
 
 class FoldedNorm(nn.Module):
     """The BatchNorm trained after one folded layer during the fine-tune."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, channels: int, like: torch.Tensor) -> None:
         super().__init__()
@@ -69,7 +78,7 @@ class FoldedNorm(nn.Module):
         return scale, self.bias - scale * self.running_mean
 
 
-def _eligible(model: nn.Module) -> dict[str, nn.Module]:
+def _eligible(model: nn.Module) -> dict[str, QuantModule]:
     return {name: layer for name, layer in quantized_layers(model).items()
             if is_folded(layer) and scales_exactly(layer)}
 

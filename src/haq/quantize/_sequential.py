@@ -156,5 +156,6 @@ def _measure(model: nn.Module, sample: CorrectionSample,
 
 
 def _add_correction(layer: QuantModule, shift: torch.Tensor) -> None:
-    layer.bias_correction += shift
-    layer._corrected = bool(layer.bias_correction.any())
+    correction: torch.Tensor = layer.bias_correction  # type: ignore[assignment]
+    correction += shift
+    layer._corrected = bool(correction.any())
