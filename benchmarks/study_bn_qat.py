@@ -10,7 +10,7 @@ statistics stay frozen in them). ``kept``: ``QuantConfig(fold_bn=False)`` (each 
 after its quantized conv and trains with batch statistics; that model is not the folded one a
 runtime executes). Test top-1 before and after.
 
-    OMP_NUM_THREADS=1 python benchmarks/study_bn_qat.py [--steps 200] [--seeds 0 1]
+    OMP_NUM_THREADS=1 python benchmarks/study_bn_qat.py [--steps 200] [--seeds 0 1] [--schemes ...]
 
 Results: benchmarks/results/study_bn_qat.jsonl (one line per configuration; resumable).
 """
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--schemes", nargs="+", choices=list(SCHEMES), default=list(SCHEMES))
     args, results = begin(parser)
     net = create(args.model, pretrained=True).eval()
     specs = extract_specs(net, example_input(args.model))
@@ -48,7 +49,8 @@ def main() -> None:
     loader = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
     calibration = [x for x, _ in zip(loader, range(DEFAULT_CALIBRATION_BATCHES), strict=False)]
     for seed in args.seeds:
-        for scheme, (quant, bn_qat) in SCHEMES.items():
+        for scheme in args.schemes:
+            quant, bn_qat = SCHEMES[scheme]
             key = f"{args.model}/W{args.bits}A8/{scheme}/steps{args.steps}/s{seed}/v2"
             if results.finished(key):
                 continue
