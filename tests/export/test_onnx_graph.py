@@ -120,8 +120,9 @@ def test_biased_layers_compute_in_float_unless_integer_kernels_are_asked(tmp_pat
                         nn.Flatten(), nn.Linear(64, 3))
     policy = Policy({"0": LayerBits(8, 8), "2": LayerBits(8, 8), "4": LayerBits(8, 8)})
     x = torch.randn(128, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    # without bias correction layer 2 keeps no bias (with it, every layer has one)
-    model = apply_policy_(net, policy, [x], QuantConfig(bias_correction=False)).eval()
+    # without bias corrections layer 2 keeps no bias (with either, every layer has one)
+    config = QuantConfig(bias_correction=False, sequential_correction=False)
+    model = apply_policy_(net, policy, [x], config).eval()
     exact = haq.export.export(model, policy, "onnx", tmp_path / "a.onnx", example_input=x)
     # layers 0 and 4 have a bias: Cast + Mul; layer 2 has none: DequantizeLinear
     assert _input_dequantizers(onnx.load(str(exact))) == {"Mul": 2, "DequantizeLinear": 1}
