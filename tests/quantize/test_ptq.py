@@ -14,6 +14,7 @@ from haq.quantize import (
     QuantConfig,
     _rounding,
     apply_policy_,
+    fake_quant,
     quantized_layers,
     set_policy_,
     strip_,
@@ -208,3 +209,25 @@ def test_w8a8_ptq_of_a_zoo_model_matches_float() -> None:
     assert agree >= 0.99
     float_acc = (reference.argmax(1) == y).float().mean().item()
     assert abs((out.argmax(1) == y).float().mean().item() - float_acc) <= 0.005
+
+
+def _output_error(layer: nn.Module, x: torch.Tensor, clip: float, signed: bool) -> float:
+    """Squared error of the layer's output (float weight) when ``x`` is quantized to 3 bits."""
+    with torch.no_grad():
+        quantized = layer._compute(fake_quant(x, clip, 3, signed), layer.weight, None)
+        return float((quantized - layer._compute(x, layer.weight, None)).double().pow(2).sum())
+
+
+def test_best_act_clip_keeps_the_candidate_with_the_least_output_error() -> None:
+    batches = _smooth_batches()
+    policy = {"0": LayerBits(None, 3), "2": LayerBits(None, 3), "4": LayerBits(None, 3)}
+    net = apply_policy_(_stem_net(), policy, batches, QuantConfig(act_clip="best"))
+    for name, layer in quantized_layers(net).items():
+        act = layer.act_quant
+        signed = act.resolved_signed()
+        candidates = [act.stats.clip(m, 3, signed) for m in ("max", "mse", "percentile")]
+        sample = layer.inputs.sample()
+        errors = [_output_error(layer, sample, c, signed) for c in candidates]
+        assert act.clip.item() == pytest.approx(candidates[errors.index(min(errors))]), name
+        assert act.scorer is not None and act.scorer(candidates[0], 3, signed) == \
+            pytest.approx(errors[0], rel=1e-6)
