@@ -1,10 +1,11 @@
 """Post-training quantization with haq's defaults: test top-1 without any fine-tune.
 
 For each zoo model: float top-1, then uniform W8A8 / W4A8 / W3A8 with the default
-``QuantConfig`` (batch norm folded, output-error weight clips, bias correction, nearest
-rounding), the same with ``rounding="learned"`` (three seeds on the headline model), the
-previous defaults (no folding, no bias correction, weight-MSE clips) for comparison, and on the
-headline model the steps between the two (folding, then bias correction).
+``QuantConfig`` (batch norm folded, output-error weight clips, per-layer and sequential bias
+correction, nearest rounding) and the same with ``rounding="learned"`` (three seeds on the
+headline model); for comparison the defaults without the sequential correction
+(``per-layer``), the older defaults (no folding, no bias correction, weight-MSE clips) and, on
+the headline model, the steps between them and per-layer activation clips (``act_clip="best"``).
 Calibration is what ``haq apply`` uses: the first 8 batches of 128 of the seeded (seed 0)
 shuffled training loader. ``seconds`` (wall) and ``cpu_seconds`` (this process's CPU time, which
 a busy shared machine inflates less) are calibration + quantization (``apply_policy_``), not the
@@ -35,18 +36,28 @@ HEADLINE = "mobilenetv1-fmnist"
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "learned": {"rounding": "learned"},
-    "previous": {"fold_bn": False, "bias_correction": False, "weight_clip": "mse"},
-    # the steps from "previous" to "default", on the headline model
-    "fold": {"bias_correction": False, "weight_clip": "mse"},
-    "fold+bias": {"weight_clip": "mse"},
+    # the defaults before the sequential correction (measured 2026-12-02)
+    "per-layer": {"sequential_correction": False},
+    "learned per-layer": {"rounding": "learned", "sequential_correction": False},
+    # per-layer activation clips chosen by the layer's output error, on the headline model
+    "best act clip": {"act_clip": "best"},
+    # the defaults before batch-norm folding and bias correction, and the steps in between
+    "previous": {"fold_bn": False, "bias_correction": False, "weight_clip": "mse",
+                 "sequential_correction": False},
+    "fold": {"bias_correction": False, "weight_clip": "mse", "sequential_correction": False},
+    "fold+bias": {"weight_clip": "mse", "sequential_correction": False},
 }
 
 
 def _runs(model: str) -> list[tuple[str, int, int]]:
     """(config, weight bits, seed) to measure for ``model``."""
-    runs = [("default", bits, 0) for bits in (8, 4, 3)]
+    runs = [(config, bits, 0) for config in ("default", "learned") for bits in (8, 4, 3)]
+    if model == HEADLINE:
+        runs += [("learned", bits, seed) for bits in (4, 3) for seed in (1, 2)]
+        runs += [("best act clip", bits, 0) for bits in (4, 3)]
+    runs += [("per-layer", bits, 0) for bits in (8, 4, 3)]
     seeds = (0, 1, 2) if model == HEADLINE else (0,)
-    runs += [("learned", bits, seed) for bits in (4, 3) for seed in seeds]
+    runs += [("learned per-layer", bits, seed) for bits in (4, 3) for seed in seeds]
     runs += [("previous", bits, 0) for bits in (8, 4, 3)]
     if model == HEADLINE:
         runs += [(step, bits, 0) for step in ("fold", "fold+bias") for bits in (4, 3)]
@@ -107,7 +118,7 @@ def main() -> None:
             results.add(key, model=model, config=config, w_bits=bits, a_bits=8, seed=seed,
                         accuracy=accuracy, seconds=seconds, cpu_seconds=cpu_seconds,
                         load=os.getloadavg()[0], quant_config=quant.to_dict(),
-                        calibration_images=sum(len(x) for x in calibration))
+                        calibration_images=sum(len(batch[0]) for batch in calibration))
             print(f"{key}: {accuracy:.2f}% in {seconds:.1f} s ({cpu_seconds:.1f} s CPU)",
                   flush=True)
 

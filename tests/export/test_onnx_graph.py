@@ -136,7 +136,9 @@ def test_integer_kernels_write_standard_qdq_groups_with_the_bias_inside(tmp_path
                         nn.Flatten(), nn.Linear(64, 3))
     policy = Policy({"0": LayerBits(8, 8), "2": LayerBits(8, 8), "4": LayerBits(8, 8)})
     x = torch.randn(128, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    model = apply_policy_(net, policy, [x], QuantConfig(bias_correction=False)).eval()
+    # without bias corrections layer 2 keeps no bias (with either, every layer has one)
+    config = QuantConfig(bias_correction=False, sequential_correction=False)
+    model = apply_policy_(net, policy, [x], config).eval()
     exact = haq.export.export(model, policy, "onnx", tmp_path / "a.onnx", example_input=x)
     # default: every input is Cast to float codes; the Conv/Gemm sees integers
     assert _input_ops(onnx.load(str(exact))) == {"Cast": 3}

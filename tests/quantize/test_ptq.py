@@ -14,6 +14,7 @@ from haq.quantize import (
     QuantConfig,
     _rounding,
     apply_policy_,
+    fake_quant,
     quantized_layers,
     set_policy_,
     strip_,
@@ -52,7 +53,8 @@ def test_bias_correction_removes_the_mean_output_error_per_channel() -> None:
     reference = _stem_outputs(float_net, batches)
     errors = {}
     for corrected in (False, True):
-        config = QuantConfig(bias_correction=corrected, weight_clip="mse")
+        config = QuantConfig(bias_correction=corrected, weight_clip="mse",
+                             sequential_correction=False)  # the per-layer correction alone
         net = apply_policy_(copy.deepcopy(float_net), _weights_only(3), batches, config)
         mean_error = (_stem_outputs(net, batches) - reference).mean((0, 2, 3))
         errors[corrected] = mean_error.abs().max().item()
@@ -63,9 +65,52 @@ def test_bias_correction_removes_the_mean_output_error_per_channel() -> None:
     assert errors[True] < 1e-5  # exact on the calibration data (a conv is linear in x)
 
 
+def _layer_means(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean output per channel of the three layers of ``_stem_net`` on ``x``."""
+    means = {}
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda _m, _i, out, name=name: means.__setitem__(
+            name, out.transpose(0, 1).reshape(out.shape[1], -1).mean(1)))
+        for name in "024"]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return means
+
+
+def test_sequential_correction_removes_the_shift_the_layers_before_leave(monkeypatch) -> None:
+    batches = _smooth_batches()
+    sample = torch.cat(batches)
+    reference = _layer_means(_stem_net(), sample)
+    policy = {"0": LayerBits(3, 4), "2": LayerBits(3, 3), "4": LayerBits(3, 3)}
+    worst = {}
+    for sequential in (False, True):
+        config = QuantConfig(weight_clip="mse", sequential_correction=sequential)
+        net = apply_policy_(_stem_net(), policy, batches, config)
+        means = _layer_means(net, sample)
+        worst[sequential] = max((means[k] - reference[k]).abs().max().item() for k in "24")
+    assert worst[False] > 1e-2  # quantized inputs shift the later layers' means
+    assert worst[True] < 1e-4  # removed on the calibration sample, layer after layer
+    # one pass of the sample per policy; setting the same policy again reuses it
+    passes = []
+    original = nn.Sequential.forward
+    monkeypatch.setattr(nn.Sequential, "forward",
+                        lambda self, x: passes.append(len(x)) or original(self, x))
+    set_policy_(net, policy)
+    assert passes == []
+    set_policy_(net, {"4": LayerBits(4, 3)})
+    assert passes == [len(sample)]
+    set_policy_(net, {"4": LayerBits(3, 3)})
+    assert passes == [len(sample)] * 2
+    torch.testing.assert_close(_layer_means(net, sample)["4"], reference["4"], atol=1e-4,
+                               rtol=0)
+
+
 def test_bias_correction_is_cached_per_bits_and_reset_in_float() -> None:
     batches = _smooth_batches()
-    net = apply_policy_(_stem_net(), _weights_only(3), batches)
+    net = apply_policy_(_stem_net(), _weights_only(3), batches,
+                        QuantConfig(sequential_correction=False))
     stem = quantized_layers(net)["0"]
     at3 = stem.bias_correction.clone()
     set_policy_(net, _weights_only(5))
@@ -164,3 +209,25 @@ def test_w8a8_ptq_of_a_zoo_model_matches_float() -> None:
     assert agree >= 0.99
     float_acc = (reference.argmax(1) == y).float().mean().item()
     assert abs((out.argmax(1) == y).float().mean().item() - float_acc) <= 0.005
+
+
+def _output_error(layer: nn.Module, x: torch.Tensor, clip: float, signed: bool) -> float:
+    """Squared error of the layer's output (float weight) when ``x`` is quantized to 3 bits."""
+    with torch.no_grad():
+        quantized = layer._compute(fake_quant(x, clip, 3, signed), layer.weight, None)
+        return float((quantized - layer._compute(x, layer.weight, None)).double().pow(2).sum())
+
+
+def test_best_act_clip_keeps_the_candidate_with_the_least_output_error() -> None:
+    batches = _smooth_batches()
+    policy = {"0": LayerBits(None, 3), "2": LayerBits(None, 3), "4": LayerBits(None, 3)}
+    net = apply_policy_(_stem_net(), policy, batches, QuantConfig(act_clip="best"))
+    for name, layer in quantized_layers(net).items():
+        act = layer.act_quant
+        signed = act.resolved_signed()
+        candidates = [act.stats.clip(m, 3, signed) for m in ("max", "mse", "percentile")]
+        sample = layer.inputs.sample()
+        errors = [_output_error(layer, sample, c, signed) for c in candidates]
+        assert act.clip.item() == pytest.approx(candidates[errors.index(min(errors))]), name
+        assert act.scorer is not None and act.scorer(candidates[0], 3, signed) == \
+            pytest.approx(errors[0], rel=1e-6)

@@ -40,7 +40,12 @@ class TrainConfig:
             temperature T = ``temperature``. Needs a ``teacher`` passed to ``train``.
         temperature: softmax temperature of the distillation term.
         device: device the model and batches are moved to (``"cpu"``, ``"cuda"``, ``"auto"``);
-            ``None`` (the default) trains where the model already is.
+            ``None`` = where the model is.
+        bn_qat: on a model whose BatchNorms were folded (the default ``QuantConfig``), train
+            a BatchNorm after each folded layer with per-channel weights and fold it back at
+            the end (folded-BN QAT); otherwise the folded weight and bias train directly.
+        bn_freeze: fraction of the steps after which those BatchNorms stop using batch
+            statistics and freeze their running statistics (1 = never before the end).
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -58,6 +63,8 @@ class TrainConfig:
     distill: float = 0.0
     temperature: float = 1.0
     device: str | None = None
+    bn_qat: bool = True
+    bn_freeze: float = 0.5
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be an integer, got {getattr(self, name)!r}"
@@ -87,8 +94,17 @@ class TrainConfig:
             problems.append(f"distill must be in [0, 1], got {self.distill}")
         if not self.temperature > 0:
             problems.append(f"temperature must be > 0, got {self.temperature}")
+        problems += self._bn_problems()
         if problems:
             raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
+
+    def _bn_problems(self) -> list[str]:
+        problems = []
+        if not isinstance(self.bn_qat, bool):
+            problems.append(f"bn_qat must be True or False, got {self.bn_qat!r}")
+        if not 0 <= self.bn_freeze <= 1:  # written so that NaN fails too
+            problems.append(f"bn_freeze must be in [0, 1], got {self.bn_freeze}")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,6 +16,7 @@ from haq.data import check_labels, loader, size_of
 from haq.device import model_device, resolve_device
 from haq.errors import ConfigError
 from haq.finetune._augment import augment_batch
+from haq.finetune._bnqat import FoldedNorm, folded_bn_qat, freeze
 from haq.finetune._config import TrainConfig
 from haq.metrics import as_metric
 
@@ -102,8 +103,9 @@ def _batches(data: Iterable[Any], config: TrainConfig, per_epoch: int) -> Iterat
         epoch += 1
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(model: nn.Module, config: TrainConfig,
+               extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra)
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameter to train")
     if config.optimizer == "adam":
@@ -197,7 +199,19 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
     total = config.steps if config.steps is not None else config.epochs * per_epoch
     device = model_device(model) if config.device is None else resolve_device(config.device)
     model.to(device)
-    optimizer = _optimizer(model, config)
+    with folded_bn_qat(model, config.bn_qat) as norms:
+        return _train_loop(model, data, per_epoch, total, config, norms, progress, eval_data,
+                           after_step, teacher, metric, device)
+
+
+def _train_loop(model: nn.Module, data: Iterable[Any], per_epoch: int, total: int,
+                config: TrainConfig, norms: dict[str, FoldedNorm], progress: Progress | None,
+                eval_data: Data | None, after_step: Callable[[nn.Module], None] | None,
+                teacher: nn.Module | None, metric: Any, device: torch.device
+                ) -> dict[str, Any]:
+    optimizer = _optimizer(model, config,
+                           [p for norm in norms.values() for p in norm.parameters()])
+    freeze_at = math.ceil(config.bn_freeze * total) if norms else None
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: dict[str, Any] = {"loss": [], "train_accuracy": [], "lr": []}
     scorer = None if metric is None else as_metric(metric)
@@ -230,6 +244,8 @@ def train(model: nn.Module, train_data: Data, config: TrainConfig,
             if index != epoch.index:
                 close(epoch)
                 epoch = _Epoch(index, device)
+            if step == freeze_at:
+                freeze(norms)
             lr = _set_lr(optimizer, config, step, total)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if config.augment:

@@ -8,7 +8,9 @@ which reuses the calibration statistics and a per-(layer, bits) cache of quantiz
 or per-tensor linear weights or k-means weights, and the clip rule (max, MSE, KL, percentile);
 by default batch norm is folded into the layer before it (``fold_batchnorm_``) when the model
 is calibrated, and each layer's bias is corrected for its weight quantization error
-(``QuantModule.effective_bias``); ``rounding="learned"`` learns each weight's rounding.
+(``QuantModule.effective_bias``), then, per policy, for the mean shift that the quantized
+layers before it leave (sequential correction); ``rounding="learned"`` learns each weight's
+rounding.
 """
 
 from haq.quantize._act import ActQuantizer
@@ -22,7 +24,14 @@ from haq.quantize._apply import (
     strip_,
 )
 from haq.quantize._config import QuantConfig
-from haq.quantize._fold import FoldReport, find_foldable, fold_batchnorm_
+from haq.quantize._fold import (
+    FoldReport,
+    absorb_affine_,
+    find_foldable,
+    fold_batchnorm_,
+    is_folded,
+    scales_exactly,
+)
 from haq.quantize._grid import fake_quant, sqnr_db
 from haq.quantize._modules import (
     IntegerView,
@@ -46,13 +55,16 @@ __all__ = [
     "QuantLinear",
     "QuantModule",
     "WeightQuantizer",
+    "absorb_affine_",
     "apply_policy_",
     "calibrate_",
     "fake_quant",
     "find_foldable",
     "fold_batchnorm_",
+    "is_folded",
     "prepare_",
     "quantized_layers",
+    "scales_exactly",
     "set_policy_",
     "sqnr_db",
     "strip_",

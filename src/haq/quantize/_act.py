@@ -9,6 +9,7 @@ fine-tuned model carries them; the clip is a PACT-style trainable parameter when
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +20,9 @@ from haq.quantize._config import QuantConfig
 from haq.quantize._grid import fake_quant_ste, grid_max, quant_codes
 from haq.quantize._stamp import Stamp
 from haq.quantize._stats import ActStats
+
+CANDIDATES = ("max", "mse", "percentile")  # the clips act_clip="best" chooses among
+Scorer = Callable[[float, int, bool], float]  # (clip, bits, signed) -> the layer's output error
 
 
 class ActQuantizer(nn.Module):
@@ -42,6 +46,7 @@ class ActQuantizer(nn.Module):
             self.register_buffer("clip", clip)
         self.register_buffer("signed", torch.tensor(config.act_signed is True, device=device))
         self._clips: dict[tuple[int, bool], float] = {}
+        self.scorer: Scorer | None = None  # set by the layer for act_clip="best"
         self._previous_stats: ActStats | None = None
         self._ready = False  # clip and signedness checked since the last load or change
         self._signed_value = config.act_signed is True
@@ -83,9 +88,20 @@ class ActQuantizer(nn.Module):
         signed = self.resolved_signed()
         key = (bits, signed)
         if key not in self._clips:
-            self._clips[key] = self.stats.clip(self.method, bits, signed, self.percentile,
-                                               self.kl_below_bits)
+            self._clips[key] = self._best(bits, signed) if self.method == "best" else \
+                self.stats.clip(self.method, bits, signed, self.percentile, self.kl_below_bits)
         return self._clips[key]
+
+    def _best(self, bits: int, signed: bool) -> float:
+        """The candidate clip with the least output error (MSE if nothing can score them)."""
+        stats, scorer = self.stats, self.scorer
+        if stats is None:
+            raise ConfigError(f"layer {self.layer_name!r} has no calibration statistics")
+        clips = [stats.clip(m, bits, signed, self.percentile, self.kl_below_bits)
+                 for m in CANDIDATES]
+        if scorer is None:
+            return clips[CANDIDATES.index("mse")]
+        return min(clips, key=lambda clip: scorer(clip, bits, signed))
 
     def set_bits(self, bits: int | None) -> None:
         """Quantize to ``bits`` (``None`` = float); resets the clip to its calibrated value.

@@ -19,11 +19,13 @@ from haq.data import loader
 from haq.errors import ConfigError, DatasetError, PolicyError, UnsupportedModelError
 from haq.policy import LayerBits, Policy
 from haq.quantize._config import QuantConfig
-from haq.quantize._fold import fold_batchnorm_, replace_module
+from haq.quantize._fold import FOLDED_MARK, fold_batchnorm_, is_folded, replace_module
 from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
+from haq.quantize._sequential import CorrectionSample, SampleRecorder, correct_sequentially_
 from haq.quantize._weight import layer_seed
 
 DEFAULT_CALIBRATION_BATCHES = 8
+SAMPLE_ATTRIBUTE = "haq_correction_sample"  # where calibrate_ leaves the sequential sample
 _WRAPPER_OF: dict[type[nn.Module], type[QuantModule]] = {
     nn.Conv1d: QuantConv1d, nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear,
 }
@@ -59,6 +61,8 @@ def prepare_(model: nn.Module, names: Iterable[str],
             continue
         wrapper_type = _wrapper_type(name, module)
         wrapper = wrapper_type.from_float(module, config, name, layer_seed(config.seed, name))
+        if is_folded(module):
+            setattr(wrapper, FOLDED_MARK, True)
         replace_module(model, module, wrapper)
     return model
 
@@ -108,14 +112,15 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
         fold_batchnorm_(model, _batch_input(first).to(device, non_blocking=True))
     for layer in layers.values():
         layer.begin_observe()
+    recorder = SampleRecorder(layers)
     was_training, seen, ok = model.training, 0, False
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), recorder.recording():
             for batch in itertools.chain([] if first is None else [first], batches):
                 if max_batches is not None and seen >= max_batches:
                     break
-                model(_batch_input(batch).to(device, non_blocking=True))
+                recorder.run(model, _batch_input(batch).to(device, non_blocking=True))
                 seen += 1
         _check_calibrated(layers, seen)
         ok = True
@@ -123,6 +128,8 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
         for layer in layers.values():
             layer.end_observe(keep=ok)
         model.train(was_training)
+    if any(m.quant_config.sequential_correction for m in layers.values()):
+        setattr(model, SAMPLE_ATTRIBUTE, recorder.result())
     return model
 
 
@@ -147,6 +154,9 @@ def set_policy_(model: nn.Module, policy: PolicyLike) -> nn.Module:
     for name, bits in entries.items():
         bits = bits if isinstance(bits, LayerBits) else LayerBits(*bits)
         layers[name].set_bits(bits.w_bits, bits.a_bits)
+    sample = getattr(model, SAMPLE_ATTRIBUTE, None)
+    if isinstance(sample, CorrectionSample):
+        correct_sequentially_(model, sample, layers)
     return model
 
 
@@ -194,6 +204,8 @@ def strip_(model: nn.Module, bake: bool = False) -> nn.Module:
     """
     for wrapper in quantized_layers(model).values():
         replace_module(model, wrapper, wrapper.to_float(bake=bake))
+    if hasattr(model, SAMPLE_ATTRIBUTE):
+        delattr(model, SAMPLE_ATTRIBUTE)
     return model
 
 

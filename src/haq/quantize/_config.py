@@ -11,6 +11,7 @@ from haq.errors import ConfigError
 Granularity = Literal["per_channel", "per_tensor"]
 WeightMethod = Literal["linear", "kmeans"]
 ClipMethod = Literal["max", "mse", "kl", "percentile"]
+ActClipMethod = Literal["max", "mse", "kl", "percentile", "best"]
 WeightClipMethod = Literal["max", "mse", "kl", "percentile", "output"]
 Rounding = Literal["nearest", "learned"]
 
@@ -18,6 +19,7 @@ GRANULARITIES = ("per_channel", "per_tensor")
 WEIGHT_METHODS = ("linear", "kmeans")
 CLIP_METHODS = ("max", "mse", "kl", "percentile")
 WEIGHT_CLIP_METHODS = (*CLIP_METHODS, "output")
+ACT_CLIP_METHODS = (*CLIP_METHODS, "best")
 ROUNDINGS = ("nearest", "learned")
 CONFIG_VERSION = 1
 
@@ -52,7 +54,9 @@ class QuantConfig:
             (minimum squared weight error), ``"kl"`` (minimum KL divergence of the magnitude
             histogram) or ``"percentile"``.
         act_clip: ``"max"``, ``"mse"``, ``"kl"`` or ``"percentile"`` for each layer's input
-            activation, computed from the calibration histogram.
+            activation, computed from the calibration histogram; ``"best"`` computes the max,
+            MSE and percentile clips and keeps, per layer and bit width, the one with the least
+            squared error of the layer's output on a sample of its calibration inputs.
         kl_below_bits: if set, ``"kl"`` is used only for bit widths below this value and
             ``"max"`` above it (the official code uses KL below 5 bits). ``None`` = KL always.
         percentile: the percentile (0-100] of |x| used by the ``"percentile"`` clip.
@@ -69,7 +73,12 @@ class QuantConfig:
             BatchNorms that cannot be folded are left alone (``fold_batchnorm_`` lists them).
         bias_correction: subtract from each layer's bias the mean output error its weight
             quantization causes on the calibration data, per output channel
-            (``QuantModule.effective_bias``).
+            (``QuantModule.effective_bias``). Cached per (layer, bits).
+        sequential_correction: after each policy is set, run a sample of the calibration
+            inputs (up to 1,024) through the quantized model once and remove, layer by layer
+            in forward order, the mean output shift per channel that is left against the float
+            model, with the layers before already quantized and corrected (empirical bias
+            correction). One forward pass of the sample per policy.
         rounding: ``"nearest"`` rounds each weight to the nearest grid point; ``"learned"``
             chooses up or down per weight to reconstruct the layer's output on calibration
             data (AdaRound-style), cached per (layer, bits). Linear weights only.
@@ -83,7 +92,7 @@ class QuantConfig:
     weight_granularity: Granularity = "per_channel"
     weight_method: WeightMethod = "linear"
     weight_clip: WeightClipMethod = "output"
-    act_clip: ClipMethod = "mse"
+    act_clip: ActClipMethod = "mse"
     kl_below_bits: int | None = None
     percentile: float = 99.99
     act_signed: bool | Literal["auto"] = "auto"
@@ -92,6 +101,7 @@ class QuantConfig:
     seed: int = 0
     fold_bn: bool = True
     bias_correction: bool = True
+    sequential_correction: bool = True
     rounding: Rounding = "nearest"
 
     version: ClassVar[int] = CONFIG_VERSION
@@ -100,7 +110,7 @@ class QuantConfig:
         _check_choice("weight_granularity", self.weight_granularity, GRANULARITIES)
         _check_choice("weight_method", self.weight_method, WEIGHT_METHODS)
         _check_choice("weight_clip", self.weight_clip, WEIGHT_CLIP_METHODS)
-        _check_choice("act_clip", self.act_clip, CLIP_METHODS)
+        _check_choice("act_clip", self.act_clip, ACT_CLIP_METHODS)
         if self.kl_below_bits is not None:
             _check_int("kl_below_bits", self.kl_below_bits, 2, 9)
         pct = self.percentile
@@ -110,7 +120,7 @@ class QuantConfig:
         if not (self.act_signed == "auto" or isinstance(self.act_signed, bool)):
             raise ConfigError(f"QuantConfig.act_signed={self.act_signed!r} must be 'auto', "
                               "True or False")
-        for name in ("learnable_clip", "fold_bn", "bias_correction"):
+        for name in ("learnable_clip", "fold_bn", "bias_correction", "sequential_correction"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"QuantConfig.{name}={getattr(self, name)!r} must be "
                                   "True or False")
@@ -128,13 +138,14 @@ class QuantConfig:
         batch norm unfolded, no bias correction."""
         return cls(weight_granularity="per_tensor", weight_method="linear", weight_clip="kl",
                    act_clip="kl", kl_below_bits=5, act_signed="auto", learnable_clip=True,
-                   fold_bn=False, bias_correction=False)
+                   fold_bn=False, bias_correction=False, sequential_correction=False)
 
     @classmethod
     def paper_kmeans(cls) -> QuantConfig:
         """The official code's model-size mode: k-means weights (3 Lloyd iterations in search),
         batch norm unfolded, no bias correction."""
-        return cls(weight_method="kmeans", kmeans_iters=3, fold_bn=False, bias_correction=False)
+        return cls(weight_method="kmeans", kmeans_iters=3, fold_bn=False, bias_correction=False,
+                   sequential_correction=False)
 
     @classmethod
     def preset(cls, name: str) -> QuantConfig:
@@ -155,8 +166,8 @@ class QuantConfig:
         """Inverse of ``to_dict``; unknown keys and other versions are refused.
 
         Fields a dict does not name take their defaults, so a dict written before a field
-        existed still reads (``fold_bn``, ``bias_correction`` and ``rounding`` then mean what
-        this haq does by default).
+        existed still reads (``fold_bn``, ``bias_correction``, ``sequential_correction`` and
+        ``rounding`` then mean what this haq does by default).
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"a QuantConfig must be read from a mapping, got {type(data)}")

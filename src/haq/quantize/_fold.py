@@ -23,6 +23,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
+from haq.errors import UnsupportedModelError
+from haq.quantize._modules import QuantModule
+from haq.quantize._weight import LinearWeightQuantizer
+
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 # Reading a tensor's metadata is not a use of its values.
@@ -171,6 +175,14 @@ def fold_pair_(layer: nn.Module, norm: nn.Module) -> None:
     # (keyed on it, see _stamp.py) is dropped on its next use without being told
 
 
+FOLDED_MARK = "haq_bn_folded"  # set on a layer that a BatchNorm was folded into
+
+
+def is_folded(layer: nn.Module) -> bool:
+    """Whether a BatchNorm was folded into ``layer`` (by ``fold_batchnorm_``)."""
+    return bool(getattr(layer, FOLDED_MARK, False))
+
+
 def fold_batchnorm_(model: nn.Module, example_input: Any) -> FoldReport:
     """Fold every foldable BatchNorm of ``model`` into the layer before it, in place.
 
@@ -199,7 +211,9 @@ def fold_batchnorm_(model: nn.Module, example_input: Any) -> FoldReport:
     report = find_foldable(model, example_input)
     for layer_name, norm_name in report.folded:
         norm = model.get_submodule(norm_name)
-        fold_pair_(model.get_submodule(layer_name), norm)
+        layer = model.get_submodule(layer_name)
+        fold_pair_(layer, norm)
+        setattr(layer, FOLDED_MARK, True)
         replace_module(model, norm, nn.Identity())
     return report
 
@@ -210,3 +224,46 @@ def replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
              for key, child in parent._modules.items() if child is old]
     for parent, key in slots:
         setattr(parent, key, new)
+
+
+def scales_exactly(layer: nn.Module) -> bool:
+    """Whether a per-output-channel scale folds into ``layer``'s quantized weight exactly.
+
+    True for float weights and per-channel linear grids (a channel's grid scales with its
+    weights); false for per-tensor grids and k-means codebooks, which channels share.
+    """
+    if not isinstance(layer, QuantModule) or layer.w_bits is None:
+        return True
+    quantizer = layer.weight_quant
+    return isinstance(quantizer, LinearWeightQuantizer) and quantizer.per_channel
+
+
+@torch.no_grad()
+def absorb_affine_(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """Make ``layer`` compute ``scale * layer(x) + shift`` per output channel, in place.
+
+    The weight and, for a fake-quant wrapper, its per-channel clip are multiplied by ``scale``
+    (the clip by ``|scale|``: the grids are symmetric), so the quantized weight becomes
+    ``scale`` times the old quantized weight; the bias absorbs the rest. This is how a
+    BatchNorm trained after a folded layer is folded back (``haq.finetune``). Only for layers
+    where ``scales_exactly`` holds.
+    """
+    if not scales_exactly(layer):
+        raise UnsupportedModelError(
+            f"a per-channel scale does not fold exactly into {type(layer).__name__} with "
+            "per-tensor or k-means weights; use QuantConfig(weight_granularity='per_channel')")
+    weight = layer.weight
+    scale = scale.to(weight.dtype)
+    shift = shift.to(weight.dtype)
+    wrapped = isinstance(layer, QuantModule)
+    bias = layer.effective_bias() if wrapped else layer.bias
+    new_bias = shift if bias is None else scale * bias + shift
+    if wrapped:  # keep the correction buffer: bias - correction is what the layer adds
+        new_bias = new_bias + layer.bias_correction
+        if isinstance(layer.weight_quant, LinearWeightQuantizer):
+            layer.weight_quant.clip.mul_(scale.abs())
+    weight.mul_(scale.reshape((-1,) + (1,) * (weight.dim() - 1)))
+    if layer.bias is None:
+        layer.bias = nn.Parameter(new_bias.clone(), requires_grad=weight.requires_grad)
+    else:
+        layer.bias.copy_(new_bias)

@@ -20,7 +20,7 @@ from torch import nn
 
 from haq.quantize._act import ActQuantizer
 from haq.quantize._config import QuantConfig
-from haq.quantize._grid import grid_step, integer_ste, to_float32
+from haq.quantize._grid import fake_quant, grid_step, integer_ste, to_float32
 from haq.quantize._inputs import InputRecord
 from haq.quantize._recon import PatchMoments
 from haq.quantize._stamp import Stamp
@@ -120,9 +120,10 @@ class QuantModule(nn.Module):
         """Start a calibration pass: record input statistics, compute in float."""
         self.act_quant.begin_observe()
         self._previous_inputs = self.inputs
-        learned = getattr(self.weight_quant, "learned", False)
+        keep_sample = getattr(self.weight_quant, "learned", False) or \
+            self.quant_config.act_clip == "best"
         moments = PatchMoments(self) if self.quant_config.weight_clip == "output" else None
-        self.inputs = InputRecord(keep_sample=learned, linear=isinstance(self, nn.Linear),
+        self.inputs = InputRecord(keep_sample=keep_sample, linear=isinstance(self, nn.Linear),
                                   moments=moments)
 
     def end_observe(self, keep: bool = True) -> None:
@@ -133,6 +134,8 @@ class QuantModule(nn.Module):
         self.weight_quant.drop_corrections()
         if keep and isinstance(self.weight_quant, LinearWeightQuantizer):
             self._hand_over_inputs(self.weight_quant)
+        if keep and self.quant_config.act_clip == "best":
+            self.act_quant.scorer = self._input_error
         self.act_quant.end_observe(keep)
         self.w_bits = self.w_bits
 
@@ -153,6 +156,16 @@ class QuantModule(nn.Module):
             stale = True
         if stale:  # clips and roundings derived from the previous calibration
             quantizer.clear_cache()
+
+    @torch.no_grad()
+    def _input_error(self, clip: float, bits: int, signed: bool) -> float:
+        """Squared error of the layer's output when its sampled inputs are quantized."""
+        sample = self.inputs.sample() if self.inputs is not None else None
+        if sample is None:
+            return 0.0
+        weight = self.weight.detach()
+        error = fake_quant(sample, clip, bits, signed) - sample
+        return float(self._reconstruct(error, weight).double().pow(2).sum())
 
     # -- bias correction --------------------------------------------------------------------
     @torch.no_grad()
