@@ -29,9 +29,3 @@ class TinyNet(nn.Module):
 @pytest.fixture
 def tiny_specs():
     return extract_specs(TinyNet(), torch.zeros(1, 3, 16, 16))
-
-
-@pytest.fixture
-def tiny_net():
-    """A fresh TinyNet (CLI tests route haq.models to it)."""
-    return TinyNet
