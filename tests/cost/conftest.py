@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torch import nn
+from haq_tiny_net import TinyNet
 
 from haq.specs import extract_specs
 
@@ -9,21 +9,6 @@ from haq.specs import extract_specs
 def _private_cache(tmp_path, monkeypatch):
     """Cost tables built in tests never land in the user's ~/.cache."""
     monkeypatch.setenv("HAQ_CACHE_DIR", str(tmp_path / "haq-cache"))
-
-
-class TinyNet(nn.Module):
-    """Stem conv, depthwise 3x3, pointwise 1x1, linear head: every layer kind, fast to price."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
-        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
-        self.pw = nn.Conv2d(8, 16, 1, bias=False)
-        self.fc = nn.Linear(16, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pw(self.dw(self.stem(x)))
-        return self.fc(x.mean(dim=(2, 3)))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-import textwrap
+from pathlib import Path
 
+import haq_tiny_net
 import pytest
 from typer.testing import CliRunner
 
@@ -11,33 +12,12 @@ from haq.policy import Policy
 runner = CliRunner()
 
 
-# conftest.TinyNet as a model file (written out: several conftest modules share the name
-# "conftest", so inspect cannot always find the class's source)
-TINY_NET = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-
-    class TinyNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
-            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
-            self.pw = nn.Conv2d(8, 16, 1, bias=False)
-            self.fc = nn.Linear(16, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.pw(self.dw(self.stem(x)))
-            return self.fc(x.mean(dim=(2, 3)))
-""")
-
-
 @pytest.fixture
 def tiny_zoo(tmp_path, tiny_specs) -> list[str]:
     """MODEL and --input-shape of the tiny test net as a model file, so the command runs in
     milliseconds."""
     path = tmp_path / "tiny.py"
-    path.write_text(TINY_NET)
+    path.write_text(Path(haq_tiny_net.__file__).read_text())
     return [f"{path}:TinyNet", "--input-shape", "3,16,16"]
 
 

@@ -9,7 +9,6 @@ the one the model is scored at.
 from __future__ import annotations
 
 import copy
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,41 +204,21 @@ def _text(shape: Any) -> str:
 
 
 def _load_factory(target: str) -> Any:
-    """``path/to/file.py:factory`` -> the nn.Module the factory returns."""
+    """``path/to/file.py:factory`` -> the nn.Module the factory returns, in eval mode."""
     from torch import nn
 
     from haq.errors import ConfigError
+    from haq.usercode import load_callable, one_line
 
-    path_text, _, attr = target.rpartition(":")
-    path = Path(path_text)
-    if not path.is_file():
-        raise ConfigError(f"model file {path} does not exist; give a zoo name (`haq models`) or "
-                          "path/to/file.py:factory")
-    spec = importlib.util.spec_from_file_location(f"haq_user_model_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # the user's file: say what broke, not where inside haq
-        raise ConfigError(f"cannot import {path}: {_one_line(err)}; fix the file") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"{path} has no callable {attr!r}; MODEL must be file.py:factory")
+    factory = load_callable(target, "model factory")
     try:
         model = factory()
     except Exception as err:
-        raise ConfigError(f"{target}() raised {_one_line(err)}; fix the factory (it is called "
+        raise ConfigError(f"{target}() raised {one_line(err)}; fix the factory (it is called "
                           "with no arguments)") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{target} returned {type(model).__name__}, not an nn.Module")
     return model.eval()
-
-
-def _one_line(err: BaseException) -> str:
-    """``SyntaxError: invalid syntax (net.py, line 3)``: the error's type and first line."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def _trace(net: Any, shape: tuple[int, ...], allow_reuse: bool) -> list[Any]:
@@ -249,6 +228,7 @@ def _trace(net: Any, shape: tuple[int, ...], allow_reuse: bool) -> list[Any]:
 
     from haq.errors import ConfigError, HaqError
     from haq.specs import extract_specs
+    from haq.usercode import one_line
 
     try:
         return list(extract_specs(net, torch.zeros(1, *shape), allow_reuse=allow_reuse))
@@ -256,4 +236,4 @@ def _trace(net: Any, shape: tuple[int, ...], allow_reuse: bool) -> list[Any]:
         raise
     except Exception as err:
         raise ConfigError(f"--input-shape {_text(shape)} does not fit the model "
-                          f"({_one_line(err)}); give the C,H,W of one input sample") from None
+                          f"({one_line(err)}); give the C,H,W of one input sample") from None

@@ -33,8 +33,8 @@ from haq.quantize._fold import (
     scales_exactly,
 )
 from haq.quantize._grid import fake_quant, sqnr_db
+from haq.quantize._integer import IntegerView
 from haq.quantize._modules import (
-    IntegerView,
     QuantConv1d,
     QuantConv2d,
     QuantLinear,

@@ -11,7 +11,6 @@ current weight bits, subtracted from the bias (zero when off or in float).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -22,37 +21,10 @@ from haq.quantize._act import ActQuantizer
 from haq.quantize._config import QuantConfig
 from haq.quantize._grid import fake_quant, grid_step, integer_ste, to_float32
 from haq.quantize._inputs import InputRecord
+from haq.quantize._integer import IntegerView, combined_scale
 from haq.quantize._recon import PatchMoments
 from haq.quantize._stamp import Stamp
 from haq.quantize._weight import LinearWeightQuantizer, WeightQuantizer, make_weight_quantizer
-
-
-@dataclass(frozen=True)
-class IntegerView:
-    """A quantized layer as it computes: ``conv(x / input_step, weight) * scale[c] + bias[c]``.
-
-    Attributes:
-        input_step: float32 step of the input grid (codes = round-half-even(x / step), clamped);
-            None for a float input.
-        weight: integer-valued weight (a float tensor), or the float weight if not quantized.
-        scale: per output channel ``input_step * weight step`` in float32 (one value if only
-            the input is quantized; None if nothing is).
-        bias: the effective bias (bias correction included), or None.
-    """
-
-    input_step: float | None
-    weight: torch.Tensor
-    scale: torch.Tensor | None
-    bias: torch.Tensor | None
-
-
-def _combined_scale(step: float | None, w_step: torch.Tensor | None,
-                    like: torch.Tensor) -> torch.Tensor | None:
-    """``s_x * s_w[c]`` in float32 (the one multiply after the integer conv)."""
-    if w_step is None:
-        return None if step is None else torch.full((1,), step, dtype=like.dtype,
-                                                    device=like.device)
-    return w_step if step is None else w_step * step
 
 
 class QuantModule(nn.Module):
@@ -238,7 +210,7 @@ class QuantModule(nn.Module):
             return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=True)
         codes, step = self._input_ste(x)
         weight, w_step = self._weight_ste()
-        scale = _combined_scale(step, w_step, weight)
+        scale = combined_scale(step, w_step, weight)
         return self._rescale(self._compute(codes, weight, None), scale, bias, inplace=False)
 
     # -- integer arithmetic -----------------------------------------------------------------
@@ -264,7 +236,7 @@ class QuantModule(nn.Module):
             with torch.no_grad():
                 integer, w_step = self._integer_weight(weight)
                 cached = self._fold = (Stamp(weight), step, integer,
-                                       _combined_scale(step, w_step, weight))
+                                       combined_scale(step, w_step, weight))
         return cached[2], cached[3]
 
     def _integer_weight(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
