@@ -9,8 +9,10 @@ One row per (regime, model, budget, strategy, seed). Budgets are the cost of a u
 Regime A scores the chosen policy as the quantizer leaves it (no fine-tune); regime B gives
 every row the same distilled fine-tune and is run at the two latency budgets only.
 Deterministic strategies (uniform, ohq, hawq) run once, the stochastic ones (random, hgq, haq)
-with ``--seeds`` seeds. Each finished row is appended to benchmarks/results/leaderboard.jsonl at
-once, so the grid resumes where it stopped and runs in parts (``--only``, ``--models``):
+with ``--seeds`` seeds. ``haq@300`` is haq with 300 episodes; ``haq-ilp@100/r5`` also re-ranks
+the search's 5 best policies on the whole held-out split (``RescoreConfig(5, steps=0)``).
+Each finished row is appended to benchmarks/results/leaderboard.jsonl at once, so the grid
+resumes where it stopped and runs in parts (``--only``, ``--models``):
 
     OMP_NUM_THREADS=1 python benchmarks/leaderboard.py --regimes A --models mobilenetv1-fmnist
     python benchmarks/leaderboard.py --markdown          # tables from the results file
@@ -112,11 +114,10 @@ def run_rows(results: Results, args: argparse.Namespace, rows: list[tuple]) -> N
         float_test = float(evaluate(problem.model, splits.test))
         for row in todo:
             strategy = row[3]
-            name, _, count = strategy.partition("@")
-            params = {name: {"episodes": int(count)}} if count else {}
+            name, params, rescore = parse_strategy(strategy)
             start = time.perf_counter()
             entry = compare(problem, [name], final_score=score, params=params, uniform_bits=(),
-                            seed=seed).entries[0]
+                            seed=seed, rescore=rescore).entries[0]
             results.add(row_key(*row), regime=regime, model=model, budget=budget,
                         strategy=strategy, seed=seed, test_accuracy=entry.accuracy,
                         heldout_accuracy=entry.search_accuracy, costs=entry.costs,
@@ -130,12 +131,22 @@ def run_rows(results: Results, args: argparse.Namespace, rows: list[tuple]) -> N
             print(row_key(*row), f"test {entry.accuracy}", entry.error or "", flush=True)
 
 
+def parse_strategy(strategy: str) -> tuple[str, dict[str, Any], Any]:
+    """``name[@episodes][/rTOP]`` -> (name, compare params, RescoreConfig)."""
+    from haq.search import RescoreConfig
+
+    head, _, top = strategy.partition("/r")
+    name, _, count = head.partition("@")
+    params = {name: {"episodes": int(count)}} if count else {}
+    return name, params, RescoreConfig(int(top) if top else 0, steps=0)
+
+
 def estimate(rows: list[tuple], samples: int, finetune_steps: int) -> float:
     """Rough CPU hours of ``rows`` (see EVAL_SECONDS)."""
     seconds = 0.0
     for regime, model, _, strategy, _ in rows:
         per_eval = EVAL_SECONDS[model] * samples / 1000
-        seconds += EVALUATIONS.get(strategy, 100) * per_eval + 20
+        seconds += EVALUATIONS.get(strategy.partition("/")[0], 100) * per_eval + 20
         seconds += finetune_steps * 0.5 if regime == "B" else 0
     return seconds / 3600
 

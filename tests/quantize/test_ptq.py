@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from haq.errors import ConfigError
 from haq.models import create, example_input
 from haq.policy import LayerBits, Policy
 from haq.quantize import (
     QuantConfig,
     _rounding,
     apply_policy_,
+    calibrate_,
     fake_quant,
     quantized_layers,
     set_policy_,
@@ -105,6 +107,28 @@ def test_sequential_correction_removes_the_shift_the_layers_before_leave(monkeyp
     assert passes == [len(sample)] * 2
     torch.testing.assert_close(_layer_means(net, sample)["4"], reference["4"], atol=1e-4,
                                rtol=0)
+
+
+def test_correction_images_bounds_the_sample_each_policy_runs(monkeypatch) -> None:
+    batches = _smooth_batches()  # 4 x 32 inputs
+    net = _stem_net()
+    policy = {"0": LayerBits(3, 4), "2": LayerBits(3, 3), "4": LayerBits(3, 3)}
+    apply_policy_(net, policy)
+    calibrate_(net, batches, correction_images=40)  # a whole batch and 8 of the next
+    passes = []
+    original = nn.Sequential.forward
+    monkeypatch.setattr(nn.Sequential, "forward",
+                        lambda self, x: passes.append(len(x)) or original(self, x))
+    set_policy_(net, {"4": LayerBits(4, 3)})
+    assert passes == [40]
+    monkeypatch.undo()
+    # the 40 kept inputs are the first 40 seen, and the correction is exact on them
+    reference = _layer_means(_stem_net(), torch.cat(batches)[:40])
+    torch.testing.assert_close(_layer_means(net, torch.cat(batches)[:40])["4"], reference["4"],
+                               atol=1e-4, rtol=0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match="correction_images"):
+            calibrate_(net, batches, correction_images=bad)
 
 
 def test_bias_correction_is_cached_per_bits_and_reset_in_float() -> None:

@@ -13,7 +13,7 @@ from haq.cost import Budget
 from haq.data import DataSplits, TensorDataset, loader
 from haq.errors import BudgetInfeasibleError
 from haq.finetune import evaluate
-from haq.policy import Policy
+from haq.policy import Policy, policy_from_record
 from haq.quantize import QuantConfig
 from haq.search import EvalConfig, FinalConfig, RescoreConfig
 from haq.search._evaluator import EpisodeEvaluator
@@ -124,13 +124,29 @@ def test_rescore_ranks_the_best_episodes_after_recovery_and_resumes(trained, tmp
     assert f"re-ranked the {len(rescored)} best episodes after 2 recovery steps" in page
 
 
+def test_rescore_without_recovery_ranks_by_the_whole_heldout_split(trained) -> None:
+    model, data = trained
+    result = haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=8,
+                        quant_config=FAST, evaluation=EvalConfig(16, correction_images=64),
+                        rescore=RescoreConfig(4, 0), seed=2)
+    specs = extract_specs(model, data.train[0][0][None])
+    whole = EpisodeEvaluator(model, specs, heldout=data.heldout, calibration=list(
+        loader(data.train, 128, shuffle=True, seed=2))[:4], quant_config=FAST)
+    rescored = result.extra["rescored"]
+    assert len(rescored) == 4 and {e["steps"] for e in rescored} == {0}
+    for entry in rescored:  # untrained: exactly what the whole split gives the policy
+        policy = policy_from_record(specs, entry)
+        assert entry["accuracy"] == whole(policy).accuracy
+    assert result.best_accuracy == max(e["accuracy"] for e in rescored)
+
+
 def test_rescore_settings_are_checked_before_the_search(trained) -> None:
     from haq.errors import ConfigError
 
     model, data = trained
     with pytest.raises(ConfigError, match="rescore needs"):
         haq.search(model, data, "bops", {"bops": "0.4"}, "random", episodes=2,
-                   rescore=RescoreConfig(top=3, steps=0))
+                   rescore=RescoreConfig(top=3, steps=-1))
 
 
 def test_batchnorm_reestimate_averages_what_the_layer_sees_and_is_undone() -> None:

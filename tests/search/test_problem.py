@@ -99,6 +99,7 @@ def test_final_scorer_without_finetune_is_the_post_training_accuracy() -> None:
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: EvalConfig(samples=0), "samples must be an integer >= 1 or None"),
     (lambda: EvalConfig(finetune_steps=-1), "finetune_steps must be an integer >= 0"),
+    (lambda: EvalConfig(correction_images=0), "correction_images must be an integer >= 1"),
     (lambda: EvalConfig(samples=1.5), "samples must be an integer"),
     (lambda: FinalConfig(epochs=-1), "epochs must be an integer >= 0"),
     (lambda: FinalConfig(steps=0), "steps must be an integer >= 1 or None"),

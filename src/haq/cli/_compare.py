@@ -66,7 +66,8 @@ def compare(
     eval_samples: int = typer.Option(1000, help="held-out samples per search evaluation"),
     rescore_top: int = typer.Option(0, help="re-rank each search's N best policies after a "
                                     "short recovery fine-tune each (0 = off)"),
-    rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy"),
+    rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy (0 = "
+                                       "score on the whole held-out split, no recovery)"),
     min_bits: int | None = typer.Option(None, help="smallest bit width a search may choose "
                                         "(operands without a set) [default: 2]"),
     bits: str | None = typer.Option(None, help=BITS_HELP),

@@ -16,7 +16,8 @@ def demo(
     episodes: int = typer.Option(60, help="search episodes (the first 20 are random warm-up)"),
     finetune_steps: int = typer.Option(150, help="fine-tune steps (batch 128) of the best policy"),
     rescore_top: int = typer.Option(0, help="re-rank the N best policies after a short recovery"),
-    rescore_steps: int = typer.Option(40, help="recovery steps per re-ranked policy"),
+    rescore_steps: int = typer.Option(40, help="recovery steps per re-ranked policy (0 = "
+                                       "score on the whole held-out split, no recovery)"),
     run: Path | None = typer.Option(None, help="run directory [default: runs/demo-TIMESTAMP]"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
     threads: int = typer.Option(2, help="torch CPU threads"),

@@ -143,7 +143,8 @@ def search(
     eval_samples: int = typer.Option(1000, help="held-out samples scored per episode"),
     rescore_top: int = typer.Option(0, help="re-rank the N best policies after a short "
                                     "recovery fine-tune each (0 = off)"),
-    rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy"),
+    rescore_steps: int = typer.Option(50, help="recovery steps per re-ranked policy (0 = "
+                                       "score on the whole held-out split, no recovery)"),
     min_bits: int | None = typer.Option(None, help="smallest bit width for weights and "
                                         "activations without a set [default: 2]"),
     max_bits: int | None = typer.Option(None, help="largest bit width [default: 8]"),
@@ -241,10 +242,11 @@ def heldout_line(result: Any) -> str:
     rescored = result.extra.get("rescored")
     if rescored:
         chosen = next(e for e in rescored if e["episode"] == result.best.provenance["episode"])
+        steps = rescored[0]["steps"]
+        recovery = f" after {steps} recovery steps" if steps else ""
         return (f"held-out top-1  {chosen['episode_accuracy']:.2f}% in the search (float "
                 f"{result.extra.get('float_accuracy', float('nan')):.2f}%); {accuracy:.2f}% "
-                f"on the whole split after {rescored[0]['steps']} recovery steps, best of "
-                f"{len(rescored)} re-ranked")
+                f"on the whole split{recovery}, best of {len(rescored)} re-ranked")
     return (f"held-out top-1  {accuracy:.2f}% (float "
             f"{result.extra.get('float_accuracy', float('nan')):.2f}%)")
 

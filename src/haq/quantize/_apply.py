@@ -21,7 +21,12 @@ from haq.policy import LayerBits, Policy
 from haq.quantize._config import QuantConfig
 from haq.quantize._fold import FOLDED_MARK, fold_batchnorm_, is_folded, replace_module
 from haq.quantize._modules import QuantConv1d, QuantConv2d, QuantLinear, QuantModule
-from haq.quantize._sequential import CorrectionSample, SampleRecorder, correct_sequentially_
+from haq.quantize._sequential import (
+    SAMPLE_IMAGES,
+    CorrectionSample,
+    SampleRecorder,
+    correct_sequentially_,
+)
 from haq.quantize._weight import layer_seed
 
 DEFAULT_CALIBRATION_BATCHES = 8
@@ -71,7 +76,8 @@ CALIBRATION_BATCH = 128
 
 
 def calibrate_(model: nn.Module, data: Iterable[Any],
-               max_batches: int | None = DEFAULT_CALIBRATION_BATCHES) -> nn.Module:
+               max_batches: int | None = DEFAULT_CALIBRATION_BATCHES, *,
+               correction_images: int = SAMPLE_IMAGES) -> nn.Module:
     """Record every wrapped layer's input statistics once, running the model in float.
 
     The statistics (min, max, zero count, magnitude histograms, the mean input for bias
@@ -91,6 +97,10 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
             a DataLoader, or a torch Dataset (read in batches of ``CALIBRATION_BATCH``, in
             order).
         max_batches: stop after this many batches; ``None`` uses them all.
+        correction_images: calibration inputs kept for the sequential bias correction, which
+            runs them through the model once per policy. Fewer make every ``set_policy_``
+            cheaper (a search sets thousands of policies) at some cost in the correction's
+            accuracy; the cap of 16 MB of inputs still applies.
 
     Raises:
         DatasetError: ``data`` yielded no batch, or a batch is not a tensor / tuple of tensors.
@@ -103,6 +113,9 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
     if max_batches is not None and (isinstance(max_batches, bool)
                                     or not isinstance(max_batches, int) or max_batches < 1):
         raise ConfigError(f"max_batches={max_batches!r} must be a positive integer or None")
+    if isinstance(correction_images, bool) or not isinstance(correction_images, int) \
+            or correction_images < 1:
+        raise ConfigError(f"correction_images={correction_images!r} must be a positive integer")
     device = next(iter(layers.values())).weight.device
     if isinstance(data, Dataset):  # samples, not batches: batch them
         data = loader(data, CALIBRATION_BATCH)
@@ -112,7 +125,7 @@ def calibrate_(model: nn.Module, data: Iterable[Any],
         fold_batchnorm_(model, _batch_input(first).to(device, non_blocking=True))
     for layer in layers.values():
         layer.begin_observe()
-    recorder = SampleRecorder(layers)
+    recorder = SampleRecorder(layers, correction_images)
     was_training, seen, ok = model.training, 0, False
     try:
         model.eval()

@@ -26,7 +26,7 @@ from torch import nn
 from haq.quantize._modules import QuantModule
 from haq.quantize._stamp import Stamp
 
-SAMPLE_IMAGES = 1024  # model inputs kept for the correction pass, at most
+SAMPLE_IMAGES = 1024  # model inputs kept for the correction pass, at most (the default)
 SAMPLE_ELEMENTS = 1 << 22  # ... and at most this many input numbers (16 MB of float32)
 
 BitsKey = tuple[tuple[str, int | None, int | None], ...]
@@ -52,8 +52,9 @@ class CorrectionSample:
 class SampleRecorder:
     """Keeps the first inputs of a calibration pass and the float output means on them."""
 
-    def __init__(self, layers: Mapping[str, QuantModule]) -> None:
+    def __init__(self, layers: Mapping[str, QuantModule], images: int = SAMPLE_IMAGES) -> None:
         self.layers = layers
+        self.images = images
         self.inputs: list[torch.Tensor] = []
         self.kept = 0
         self.take = 0  # how many samples of the current batch are kept
@@ -63,7 +64,7 @@ class SampleRecorder:
     def offer(self, x: torch.Tensor) -> None:
         """The next calibration batch: keep its first samples while there is room."""
         per_sample = max(1, x[0].numel()) if x.dim() > 0 and len(x) else 1
-        limit = min(SAMPLE_IMAGES, max(1, SAMPLE_ELEMENTS // per_sample))
+        limit = min(self.images, max(1, SAMPLE_ELEMENTS // per_sample))
         self.take = max(0, min(len(x), limit - self.kept))
         if self.take:
             self.inputs.append(x[: self.take].detach().clone())

@@ -57,11 +57,14 @@ def _rescore_notes(layout: RunLayout) -> list[str]:
     entries = Journal(layout.rescore).read(repair=False)
     if not entries:
         return []
-    lines = [f"re-ranked the {len(entries)} best episodes after {entries[0]['steps']} recovery "
-             "steps each (held-out top-1, whole split; the best policy is the winner):"]
+    steps = entries[0]["steps"]
+    how = f"after {steps} recovery steps each" if steps else "without recovery"
+    lines = [f"re-ranked the {len(entries)} best episodes {how} (held-out top-1, whole split; "
+             "the best policy is the winner):"]
+    after = "after recovery" if steps else "on the whole split"
     for e in entries:
         lines.append(f"episode {e['episode']}: reward {e['reward']:+.3f}, "
-                     f"{e['episode_accuracy']:.2f}% before -> {e['accuracy']:.2f}% after recovery")
+                     f"{e['episode_accuracy']:.2f}% in the search -> {e['accuracy']:.2f}% {after}")
     return lines
 
 

@@ -68,6 +68,8 @@ class EpisodeEvaluator:
             on this many ``calibration`` batches (0 = keep the float model's statistics).
             Quantization shifts every layer's output distribution; the float statistics then
             misnormalise it, which the post-training proxy charges to the policy.
+        correction_images: calibration inputs the sequential bias correction runs per policy
+            (``calibrate_``); ``None`` keeps ``calibrate_``'s default.
     """
 
     def __init__(self, model: nn.Module, specs: Sequence[LayerSpec], *, heldout: Any,
@@ -75,7 +77,8 @@ class EpisodeEvaluator:
                  train_data: Dataset | DataLoader | None = None, finetune_steps: int = 0,
                  finetune_config: TrainConfig | None = None, eval_samples: int | None = None,
                  calibration_batches: int = DEFAULT_CALIBRATION_BATCHES, seed: int = 0,
-                 batch_size: int = 500, bn_batches: int = 0, metric: Any = None) -> None:
+                 batch_size: int = 500, bn_batches: int = 0, metric: Any = None,
+                 correction_images: int | None = None) -> None:
         if finetune_steps < 0:
             raise ConfigError(f"finetune_steps must be >= 0, got {finetune_steps}")
         if finetune_steps and train_data is None:
@@ -84,7 +87,8 @@ class EpisodeEvaluator:
             raise ConfigError(f"eval_samples must be >= 1 or None, got {eval_samples}")
         self.model = copy.deepcopy(model).eval()
         prepare_(self.model, [s.name for s in specs], quant_config or QuantConfig())
-        calibrate_(self.model, calibration, calibration_batches)
+        kept = {} if correction_images is None else {"correction_images": correction_images}
+        calibrate_(self.model, calibration, calibration_batches, **kept)
         self.heldout = head(heldout, eval_samples)
         self.metric = as_metric(metric)
         self.train_data, self.finetune_steps, self.seed = train_data, finetune_steps, seed

@@ -8,7 +8,9 @@ spends the recovery only where the choice is made: the ``top`` distinct policies
 highest episode reward are each fine-tuned ``steps`` SGD steps (the search's recovery recipe)
 and scored on the **whole** held-out split (an episode may score a subset); the best of them
 after recovery becomes the result. The episode's own reward decides ties, and the search
-journal is left untouched.
+journal is left untouched. With ``steps=0`` the candidates are not trained, only scored again
+on the whole held-out split: a post-training search that scores a subset per episode can
+overfit that subset, and the larger sample decides between its best policies.
 
 With a run directory every re-scored candidate is appended to ``rescore.jsonl`` as it
 finishes, so a resumed run re-scores only what is missing.
@@ -34,15 +36,16 @@ class RescoreConfig:
 
     Attributes:
         top: distinct policies re-scored, highest episode reward first (0 or 1 = off).
-        steps: recovery SGD steps per candidate (``search_finetune_config``: lr 1e-3).
+        steps: recovery SGD steps per candidate (``search_finetune_config``: lr 1e-3);
+            0 re-scores the candidates as they are, on the whole held-out split.
     """
 
     top: int = 0
     steps: int = 50
 
     def __post_init__(self) -> None:
-        if self.top < 0 or self.steps < 1:
-            raise ConfigError(f"rescore needs top >= 0 and steps >= 1, got top={self.top}, "
+        if self.top < 0 or self.steps < 0:
+            raise ConfigError(f"rescore needs top >= 0 and steps >= 0, got top={self.top}, "
                               f"steps={self.steps}")
 
     @property
@@ -79,9 +82,11 @@ def rescore(problem: SearchProblem, result: SearchResult, settings: RescoreConfi
     """
     if not settings.enabled or not result.history:
         return result
-    if problem.model is None or problem.train_data is None or problem.heldout is None:
-        raise ConfigError("re-scoring fine-tunes candidates: the search problem needs model, "
-                          "train_data and heldout (haq.search builds them from your data)")
+    if problem.model is None or problem.heldout is None \
+            or (settings.steps and problem.train_data is None):
+        raise ConfigError("re-scoring needs the search problem's model and heldout data, and "
+                          "train_data to fine-tune (steps > 0); haq.search builds them from "
+                          "your data")
     chosen = {record_key(r): r for r in candidates(result.history, settings.top)}
     if len(chosen) < 2:
         return result  # nothing to choose between
