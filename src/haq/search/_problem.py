@@ -49,7 +49,7 @@ class EvalConfig:
         correction_images: calibration images the sequential bias correction runs per episode
             (``calibrate_``). 256 makes an episode about 4x cheaper than the 1,024 the final
             model and ``apply_policy_`` use, and costs under 0.8 pt of top-1 on
-            MobileNet-V1 at W3A8 (docs/benchmarks.md, "Search speed").
+            MobileNet-V1 at W3A8 (docs/benchmarks.md, "correction-sample").
     """
 
     samples: int | None = 1000
