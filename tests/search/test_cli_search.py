@@ -61,3 +61,14 @@ def test_search_cli_needs_a_budget(tmp_path) -> None:
     result = runner.invoke(app, ["search", "mobilenetv1-fmnist"])
     assert result.exit_code != 0
     assert "at least one budget" in str(result.exception)
+
+
+def test_the_progress_bar_names_the_metric_and_shows_its_own_value() -> None:
+    from haq.cli._search import _status
+    from haq.metrics import TOP1, Metric
+
+    loss = Metric(lambda model, batches: 0.0, "loss", "min")
+    event = {"best_reward": 0.1, "best_accuracy": -0.25, "best_costs": {"latency": 1.5}}
+    text = _status(event, {"latency": "ms"}, loss)
+    assert "loss 0.25" in text and "latency 1.5 ms" in text and "acc" not in text
+    assert "top1 91.2%" in _status({**event, "best_accuracy": 91.2}, {}, TOP1)

@@ -89,28 +89,37 @@ def _bar() -> Progress:
                     TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console)
 
 
-def _on_event(bar: Progress, task: Any, units: dict[str, str]) -> Any:
-    """The search's progress callback: one bar over episodes, then over re-scored policies."""
+def _on_event(bar: Progress, task: Any, units: dict[str, str], metric: Any = None) -> Any:
+    """The search's progress callback: one bar over episodes, then over re-scored policies.
+    Scores are shown as ``metric`` (a ``haq.metrics.Metric``; top-1 if omitted) names them."""
+    from haq.metrics import as_metric
+
+    quality = as_metric(metric)
 
     def progress(event: dict[str, Any]) -> None:
         if event.get("stage") == "rescore":
             bar.update(task, description="re-score", completed=event["done"],
                        total=event["total"], status=f"episode {event['episode']}: "
-                       f"{event['accuracy']:.2f}% after recovery")
+                       f"{_shown(quality, event['accuracy'])} re-scored")
             return
         bar.update(task, completed=event["episode"] + 1, total=event["episodes"],
-                   status=_status(event, units))
+                   status=_status(event, units, quality))
 
     return progress
 
 
-def _status(event: dict[str, Any], units: dict[str, str]) -> str:
+def _shown(metric: Any, score: float) -> str:
+    """A score as the metric's own value with its name and unit, e.g. ``top1 91.20%``."""
+    return f"{metric.name} {metric.from_score(score):.4g}{metric.unit}"
+
+
+def _status(event: dict[str, Any], units: dict[str, str], metric: Any) -> str:
     if event.get("best_reward") is None:
         return "no feasible episode scored yet"
     costs = ", ".join(f"{m} {v:.4g} {units.get(m, '')}".rstrip()
                       for m, v in (event.get("best_costs") or {}).items())
-    return (f"best reward {event['best_reward']:+.3f}  acc {event['best_accuracy']:.2f}%  "
-            f"{costs}")
+    return (f"best reward {event['best_reward']:+.3f}  "
+            f"{_shown(metric, event['best_accuracy'])}  {costs}")
 
 
 def search(
@@ -197,7 +206,7 @@ def search(
     units: dict[str, str] = {}
     with _bar() as bar, tracker:
         task = bar.add_task("search", total=episodes, status="starting")
-        progress = tracker.wrap(_on_event(bar, task, units))
+        progress = tracker.wrap(_on_event(bar, task, units, chosen.metric))
         from haq.cost import METRIC_UNITS
 
         units.update(METRIC_UNITS)
