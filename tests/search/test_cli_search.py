@@ -71,4 +71,4 @@ def test_the_progress_bar_names_the_metric_and_shows_its_own_value() -> None:
     event = {"best_reward": 0.1, "best_accuracy": -0.25, "best_costs": {"latency": 1.5}}
     text = _status(event, {"latency": "ms"}, loss)
     assert "loss 0.25" in text and "latency 1.5 ms" in text and "acc" not in text
-    assert "top1 91.2%" in _status({**event, "best_accuracy": 91.2}, {}, TOP1)
+    assert "top1 91.20%" in _status({**event, "best_accuracy": 91.2}, {}, TOP1)

@@ -110,7 +110,9 @@ def _on_event(bar: Progress, task: Any, units: dict[str, str], metric: Any = Non
 
 def _shown(metric: Any, score: float) -> str:
     """A score as the metric's own value with its name and unit, e.g. ``top1 91.20%``."""
-    return f"{metric.name} {metric.from_score(score):.4g}{metric.unit}"
+    value = metric.from_score(score)
+    return f"{metric.name} {value:.2f}%" if metric.unit == "%" else \
+        f"{metric.name} {value:.4g}{metric.unit}"
 
 
 def _status(event: dict[str, Any], units: dict[str, str], metric: Any) -> str:
