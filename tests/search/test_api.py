@@ -174,3 +174,16 @@ def test_batchnorm_reestimate_averages_what_the_layer_sees_and_is_undone() -> No
     ev(Policy.uniform(specs, 2, 2))
     for key, value in before.items():  # the float statistics are back after the episode
         torch.testing.assert_close(ev.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_episodes_go_only_to_strategies_that_run_episodes(trained, tmp_path) -> None:
+    from haq.errors import ConfigError
+    from haq.search import strategies_taking
+
+    assert strategies_taking("episodes") == ["haq", "haq-ilp", "random", "uniform"]
+    assert strategies_taking("preset") == ["haq", "haq-ilp"]
+    model, data = trained
+    with pytest.raises(ConfigError, match="runs no episodes.*haq, haq-ilp, random, uniform"):
+        haq.search(model, data, "bops", {"bops": "0.5"}, "ohq", episodes=5,
+                   run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

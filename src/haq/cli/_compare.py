@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -90,7 +91,14 @@ def compare(
     """Run STRATEGIES on MODEL under one budget; write a table (md+csv) and a Pareto plot."""
     from haq.cost import CostTable
     from haq.executors import check_request, distributed
-    from haq.search import EvalConfig, FinalConfig, RescoreConfig, build_problem, final_scorer
+    from haq.search import (
+        EvalConfig,
+        FinalConfig,
+        RescoreConfig,
+        build_problem,
+        final_scorer,
+        strategies_taking,
+    )
     from haq.search.compare import compare, write_comparison
 
     check_request(workers, ray_address)  # before the problem is built
@@ -111,9 +119,9 @@ def compare(
                                 specs=choice.specs, space=space, metric=chosen.metric,
                                 evaluation=EvalConfig(eval_samples, finetune_steps), seed=seed,
                                 model_name=choice.name, device=str(target))
-    params = {"haq": {"episodes": episodes}, "haq-ilp": {"episodes": episodes},
-              "random": {"episodes": episodes},
-              "hgq": {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}}
+    params: dict[str, dict[str, Any]] = {name: {"episodes": episodes}
+                                         for name in strategies_taking("episodes")}
+    params["hgq"] = {"epochs": hgq_epochs, "steps_per_epoch": hgq_steps}
     metric_name = chosen.metric.name if chosen.metric.name != "top1" else "accuracy"
     float_value = chosen.metric.from_score(problem.float_accuracy)
     console.print(f"{model}: {len(problem.specs)} layers, float held-out {metric_name} "

@@ -20,6 +20,7 @@ from haq.search._base import (
     available_strategies,
     get_strategy,
     register_strategy,
+    strategies_taking,
 )
 
 # Modules that register built-in strategies. A module not written yet is skipped.
@@ -82,6 +83,7 @@ __all__ = [
     "final_scorer",
     "get_strategy",
     "register_strategy",
+    "strategies_taking",
     "run_strategy",
     "search",
     "solve_choice",

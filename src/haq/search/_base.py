@@ -109,6 +109,9 @@ class Strategy(ABC):
     """Base class of search strategies; subclasses register with ``@register_strategy``."""
 
     name: ClassVar[str] = ""
+    # the settings every search front end may pass that this strategy takes: "episodes" (it
+    # runs that many evaluated episodes) and "preset" (haq.search's preset names its defaults)
+    takes: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def run(self, problem: SearchProblem, *, seed: int = 0, run_dir: Path | None = None,
@@ -151,6 +154,11 @@ def get_strategy(name: str, **params: Any) -> Strategy:
         return cls(**params)
     except TypeError as err:
         raise StrategyError(f"strategy {name!r} does not take these parameters: {err}") from err
+
+
+def strategies_taking(setting: str) -> list[str]:
+    """Names of the registered strategies that take ``setting`` (see ``Strategy.takes``)."""
+    return [name for name in STRATEGIES.names() if setting in STRATEGIES.get(name).takes]
 
 
 def available_strategies() -> list[str]:

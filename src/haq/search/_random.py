@@ -50,6 +50,8 @@ class RandomProposer:
 
 @register_strategy("random")
 class RandomStrategy(Strategy):
+    takes = frozenset({"episodes"})
+
     """Random feasible policies, scored like HAQ's episodes.
 
     Args:

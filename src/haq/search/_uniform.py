@@ -88,6 +88,8 @@ class UniformStrategy(Strategy):
         reward_scale: lambda of the reward recorded in the journal.
     """
 
+    takes = frozenset({"episodes"})  # journalled episodes, one per candidate; the count is its own
+
     def __init__(self, top_k: int | None = None, episodes: int | None = None,
                  reward_scale: float = 0.1) -> None:
         if top_k is not None and top_k < 1:

@@ -20,12 +20,21 @@ from torch import nn
 from haq.cost import Budget, CostModel, CostTable
 from haq.data import DataSplits, loader
 from haq.device import resolve_device
+from haq.errors import ConfigError
 from haq.executors import check_request, distributed
 from haq.metrics import as_metric
 from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
 from haq.runs import RunLayout, atomic_write, check_run_dir, claim
-from haq.search._base import EvalResult, Progress, SearchProblem, SearchResult, get_strategy
+from haq.search._base import (
+    STRATEGIES,
+    EvalResult,
+    Progress,
+    SearchProblem,
+    SearchResult,
+    get_strategy,
+    strategies_taking,
+)
 from haq.search._final import FinalConfig, final_model
 from haq.search._outputs import write_inputs, write_outputs
 from haq.search._problem import EvalConfig, build_problem, eval_batch_size, resolve_inputs
@@ -153,9 +162,14 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
                             quant_config=quant_config, evaluation=evaluation, seed=seed,
                             preset=preset, pin_ends=pin_ends, model_name=name, metric=metric,
                             device=str(target))
-    if strategy in ("haq", "haq-ilp"):
+    takes = STRATEGIES.get(strategy).takes  # an unknown name fails here, before any I/O
+    if "preset" in takes:
         strategy_params.setdefault("preset", preset)
     if episodes is not None:
+        if "episodes" not in takes:
+            raise ConfigError(f"strategy {strategy!r} runs no episodes, so episodes= does not "
+                              "apply; drop it, or choose one of "
+                              f"{', '.join(strategies_taking('episodes'))}")
         strategy_params["episodes"] = episodes
     get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
     path = Path(run_dir) if run_dir is not None else None

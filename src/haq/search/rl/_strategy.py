@@ -153,6 +153,8 @@ def _finite(value: float) -> float | None:
 
 @register_strategy("haq")
 class HaqStrategy(Strategy):
+    takes = frozenset({"episodes", "preset"})
+
     """HAQ's DDPG search under hardware budgets.
 
     Args:
