@@ -36,8 +36,8 @@ def _models(tmp_path):
     (tmp_path / "net.py").write_text(MODELS)
 
 
-SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--episodes", "1", "--eval-samples",
-          "8", "-p", "warmup=1", "-p", "hidden=8"]
+SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--strategy", "haq", "--episodes", "1",
+          "--eval-samples", "8", "-p", "warmup=1", "-p", "hidden=8"]
 
 
 @pytest.mark.parametrize(("model", "extra", "message"), [

@@ -28,8 +28,8 @@ NET = textwrap.dedent("""
         return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 4))
 """)
-SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--episodes", "2", "--eval-samples",
-          "8", "-p", "warmup=1", "-p", "hidden=8"]
+SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--strategy", "haq", "--episodes", "2",
+          "--eval-samples", "8", "-p", "warmup=1", "-p", "hidden=8"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 

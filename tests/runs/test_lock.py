@@ -38,7 +38,8 @@ def _search(tmp: Path, run: Path, *extra: str, delay: float = 0.0) -> subprocess
     env = {**os.environ, "HAQ_TEST_DELAY": str(delay), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     args = [sys.executable, "-m", "haq.cli", "search", f"{tmp / 'net.py'}:build", "--dataset",
-            "synthetic", "--input-shape", "1,8,8", "--latency", "0.6", "--eval-samples", "8",
+            "synthetic", "--input-shape", "1,8,8", "--latency", "0.6", "--strategy", "haq",
+            "--eval-samples", "8",
             "--seed", "1", "--run", str(run), "-p", "warmup=1", "-p", "hidden=8", *extra]
     return subprocess.Popen(args, env=env, cwd=tmp, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -106,11 +107,11 @@ def test_a_refused_resume_changes_no_file(tmp_path: Path) -> None:
 
     run, data = tmp_path / "run", synthetic()
     settings = {"episodes": 2, "warmup": 1, "hidden": 8, "eval_samples": 8, "run_dir": run}
-    haq.search(tiny_model(), data, "bismo-edge", {"latency": "0.6"}, **settings)
+    haq.search(tiny_model(), data, "bismo-edge", {"latency": "0.6"}, "haq", **settings)
     before = _snapshot(run)
     assert {"meta.json", JOURNAL, "specs.json", "cost_table.json", "result.json"} <= set(before)
     with pytest.raises(RunError, match="these settings differ from the stored run: budgets"):
-        haq.search(tiny_model(), data, "bismo-edge", {"latency": "0.6", "size": "0.5"},
+        haq.search(tiny_model(), data, "bismo-edge", {"latency": "0.6", "size": "0.5"}, "haq",
                    resume=True, **settings)
     assert _snapshot(run) == before
 

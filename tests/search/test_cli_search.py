@@ -28,7 +28,8 @@ def test_search_cli_runs_journals_and_refuses_to_overwrite(tmp_path) -> None:
     run_dir = tmp_path / "run"
     args = ["search", f"{tmp_path / 'net.py'}:build", "--dataset", "synthetic",
             "--input-shape", "1,8,8", "--hardware", "bismo-edge", "--latency", "0.6",
-            "--size", "0.5", "--episodes", "4", "--eval-samples", "32", "--seed", "1",
+            "--size", "0.5", "--strategy", "haq", "--episodes", "4", "--eval-samples", "32",
+            "--seed", "1",
             "--run", str(run_dir), "-p", "warmup=2", "-p", "hidden=16"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -72,3 +73,25 @@ def test_the_progress_bar_names_the_metric_and_shows_its_own_value() -> None:
     text = _status(event, {"latency": "ms"}, loss)
     assert "loss 0.25" in text and "latency 1.5 ms" in text and "acc" not in text
     assert "top1 91.20%" in _status({**event, "best_accuracy": 91.2}, {}, TOP1)
+
+
+def test_the_help_names_the_default_strategy() -> None:
+    from haq.cli._search import STRATEGY_HELP
+    from haq.search import DEFAULT_STRATEGY
+
+    assert f"[default: {DEFAULT_STRATEGY}," in STRATEGY_HELP
+
+
+def test_search_without_a_strategy_runs_the_default_and_refuses_episodes(tmp_path, haq) -> None:
+    from haq.search import DEFAULT_STRATEGY
+
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    args = ["search", f"{tmp_path / 'net.py'}:build", "--dataset", "synthetic",
+            "--input-shape", "1,8,8", "--latency", "0.6", "--eval-samples", "32"]
+    result = runner.invoke(app, [*args, "--run", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert summary["strategy"] == DEFAULT_STRATEGY == "ohq"
+    code, out = haq(*args, "--episodes", "5", "--run", str(tmp_path / "other"))
+    assert code == 2 and "runs no episodes" in out
+    assert not (tmp_path / "other").exists()

@@ -24,8 +24,8 @@ NET = textwrap.dedent("""
 """)
 EPISODES = 3
 SEARCH = ["search", "net.py:build", "--dataset", "synthetic", "--latency", "0.6",
-          "--episodes", str(EPISODES), "--eval-samples", "16", "-p", "warmup=1", "-p",
-          "hidden=8", "--run", "r"]
+          "--strategy", "haq", "--episodes", str(EPISODES), "--eval-samples", "16",
+          "-p", "warmup=1", "-p", "hidden=8", "--run", "r"]
 
 
 @pytest.fixture(autouse=True)

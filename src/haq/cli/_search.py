@@ -84,6 +84,11 @@ def _params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# the default is haq.search.DEFAULT_STRATEGY, named here so `haq --help` need not import torch
+STRATEGY_HELP = ("ohq, haq (the paper's DDPG agent), haq-ilp, hawq, hgq, random, uniform "
+                 "[default: ohq, the best on the post-training leaderboard, in seconds]")
+
+
 def _bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console)
@@ -138,7 +143,7 @@ def search(
         [], metavar="LIMIT", help="bit-operations budget: 0.3 or 2e9BOPs"),
     cycles: list[str] = typer.Option(  # noqa: B006
         [], metavar="LIMIT", help="cycle budget: 0.5 or 5e6cycles"),
-    strategy: str = typer.Option("haq", help="haq, random, uniform, ... (registered strategies)"),
+    strategy: str | None = typer.Option(None, help=STRATEGY_HELP),
     episodes: int | None = typer.Option(None, help="episodes of episodic strategies"),
     seed: int = typer.Option(0, help="every random choice derives from it"),
     run: Path | None = typer.Option(None, help="run directory [default: runs/MODEL-HW-STRATEGY"
@@ -188,10 +193,11 @@ def search(
 ) -> None:
     """Search per-layer bit widths for MODEL that meet every budget on HARDWARE."""
     from haq.quantize import QuantConfig
-    from haq.search import EvalConfig, FinalConfig, RescoreConfig
+    from haq.search import DEFAULT_STRATEGY, EvalConfig, FinalConfig, RescoreConfig
     from haq.search import search as run_search
     from haq.tracking import open_tracker
 
+    strategy = strategy or DEFAULT_STRATEGY
     budgets = _budgets(dict(zip(_METRICS, (latency, energy, size, bops, cycles), strict=True)))
     space = bit_space(bits, w_bits, a_bits, min_bits, max_bits)  # refused before any loading
     if export is not None:  # an unknown format is refused before the search, not after

@@ -12,6 +12,7 @@ import types
 from typing import Any
 
 from haq.search._base import (
+    DEFAULT_STRATEGY,
     STRATEGIES,
     EvalResult,
     SearchProblem,
@@ -69,6 +70,7 @@ sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "CALIBRATION_BATCH",
+    "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Constraint",
     "EvalConfig",

@@ -156,6 +156,12 @@ def get_strategy(name: str, **params: Any) -> Strategy:
         raise StrategyError(f"strategy {name!r} does not take these parameters: {err}") from err
 
 
+# what ``haq search`` runs when no strategy is named: the best on the post-training
+# leaderboard (docs/benchmarks.md#leaderboard), and seconds where the agent takes minutes.
+# ``haq`` stays the paper's DDPG agent.
+DEFAULT_STRATEGY = "ohq"
+
+
 def strategies_taking(setting: str) -> list[str]:
     """Names of the registered strategies that take ``setting`` (see ``Strategy.takes``)."""
     return [name for name in STRATEGIES.names() if setting in STRATEGIES.get(name).takes]

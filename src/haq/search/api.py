@@ -27,6 +27,7 @@ from haq.policy import BitSpace, Policy
 from haq.quantize import QuantConfig
 from haq.runs import RunLayout, atomic_write, check_run_dir, claim
 from haq.search._base import (
+    DEFAULT_STRATEGY,
     STRATEGIES,
     EvalResult,
     Progress,
@@ -99,7 +100,7 @@ def _configs(legacy: dict[str, Any], evaluation: EvalConfig | None, final: Final
 
 
 def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable | str,
-           budgets: Sequence[Budget] | Mapping[str, str], strategy: str = "haq", *,
+           budgets: Sequence[Budget] | Mapping[str, str], strategy: str = DEFAULT_STRATEGY, *,
            specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
            quant_config: QuantConfig | None = None, evaluation: EvalConfig | None = None,
            rescore: RescoreConfig | None = None, final: FinalConfig | None = None,
@@ -119,7 +120,10 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
             better) that replaces top-1 in the reward, the leaderboard and the report;
             ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (every calibration, score and
             fine-tune runs there).
-        strategy: a registered strategy (``haq``, ``random``, ``uniform``, ...).
+        strategy: a registered strategy (``available_strategies()``). The default, ``ohq``,
+            measures best on the post-training leaderboard (docs/benchmarks.md#leaderboard);
+            ``haq`` is the paper's DDPG agent and ``haq-ilp`` that agent started from the
+            ``ohq`` policy.
         rescore: re-rank the best distinct policies after a short recovery fine-tune each
             (``RescoreConfig(top, steps)``; off by default).
         final: fine-tune the chosen policy before its test score (``FinalConfig(epochs,
@@ -153,15 +157,6 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     """
     legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
-    target = resolve_device(device)
-    if run_dir is not None:
-        check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
-    check_request(workers, ray_address)
-    net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
-    problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
-                            quant_config=quant_config, evaluation=evaluation, seed=seed,
-                            preset=preset, pin_ends=pin_ends, model_name=name, metric=metric,
-                            device=str(target))
     takes = STRATEGIES.get(strategy).takes  # an unknown name fails here, before any I/O
     if "preset" in takes:
         strategy_params.setdefault("preset", preset)
@@ -171,7 +166,16 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
                               "apply; drop it, or choose one of "
                               f"{', '.join(strategies_taking('episodes'))}")
         strategy_params["episodes"] = episodes
-    get_strategy(strategy, **strategy_params)  # unknown names and parameters fail before I/O
+    get_strategy(strategy, **strategy_params)  # unknown parameters fail before any I/O
+    target = resolve_device(device)
+    if run_dir is not None:
+        check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
+    check_request(workers, ray_address)
+    net, name, splits = resolve_inputs(model, data, seed)  # once: synthetic data is per model
+    problem = build_problem(net, splits, cost_model, budgets, specs=specs, space=space,
+                            quant_config=quant_config, evaluation=evaluation, seed=seed,
+                            preset=preset, pin_ends=pin_ends, model_name=name, metric=metric,
+                            device=str(target))
     path = Path(run_dir) if run_dir is not None else None
     with claim(path, resume), distributed(problem, workers, ray_address) as problem:
         if path is not None:
