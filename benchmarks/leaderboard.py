@@ -202,6 +202,35 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def pivot(rows: list[dict[str, Any]]) -> str:
+    """One table per (regime, model): a row per budget, a column per strategy; each cell the
+    mean test top-1, its range over seeds, and the mean search seconds."""
+    out = []
+    for regime, model in sorted({(r["regime"], r["model"]) for r in rows}):
+        mine = [r for r in rows if (r["regime"], r["model"]) == (regime, model)]
+        strategies = sorted({r["strategy"] for r in mine}, key=_column_order)
+        out += [f"**{model}, regime {regime}** (float {mine[0]['float']:.2f} %)", "",
+                "| budget | " + " | ".join(strategies) + " |",
+                "|---|" + "--:|" * len(strategies)]
+        for budget in [b for b in BUDGETS if any(r["budget"] == b for r in mine)]:
+            cells = {r["strategy"]: r for r in mine if r["budget"] == budget}
+            out.append(f"| {budget} | " + " | ".join(
+                _cell(cells[s]) if s in cells else "" for s in strategies) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _column_order(strategy: str) -> tuple[int, str]:
+    name = strategy.partition("@")[0]
+    order = ("uniform", "random", "ohq", "hawq", "hgq", "haq", "haq-ilp")
+    return (order.index(name) if name in order else len(order), strategy)
+
+
+def _cell(r: dict[str, Any]) -> str:
+    spread = f" ({r['low']:.2f}–{r['high']:.2f})" if r["n"] > 1 else ""
+    return f"{r['mean']:.2f}{spread}, {r['search_s']:.0f} s"
+
+
 def figure(rows: list[dict[str, Any]], path: Path) -> None:
     """One panel per (regime, model): mean test top-1 per budget and strategy, with ranges."""
     import matplotlib
@@ -249,6 +278,8 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=200, help="regime B fine-tune")
     parser.add_argument("--estimate", action="store_true", help="print the grid's cost, no run")
     parser.add_argument("--markdown", action="store_true", help="print the tables, no run")
+    parser.add_argument("--pivot", action="store_true",
+                        help="with --markdown: a table per model, a column per strategy")
     parser.add_argument("--figure", type=Path, default=None, help="write the figure, no run")
     args, results = begin(parser)
     rows = grid(args)
@@ -260,7 +291,7 @@ def main() -> None:
     if args.markdown or args.figure:
         table = summary(list(results))
         if args.markdown:
-            print(markdown(table))
+            print(pivot(table) if args.pivot else markdown(table))
         if args.figure:
             figure(table, args.figure)
         return

@@ -71,3 +71,13 @@ def test_markdown_has_one_line_per_cell(leaderboard) -> None:
     records = [_record("uniform", 88.0), _record("ohq", 90.0)]
     text = leaderboard.markdown(leaderboard.summary(records))
     assert text.count("\n| A | m1 | lat-w4a4 |") == 2
+
+
+def test_pivot_puts_budgets_in_rows_and_strategies_in_columns(leaderboard) -> None:
+    records = [_record("uniform", 88.0), _record("ohq", 91.0, search_s=3.0),
+               _record("haq@100", 90.0, 0), _record("haq@100", 91.0, 1)]
+    text = leaderboard.pivot(leaderboard.summary(records))
+    lines = text.splitlines()
+    assert lines[0] == "**m1, regime A** (float 92.00 %)"
+    assert lines[2] == "| budget | uniform | ohq | haq@100 |"
+    assert lines[4] == "| lat-w4a4 | 88.00, 1 s | 91.00, 3 s | 90.50 (90.00–91.00), 1 s |"
