@@ -99,6 +99,24 @@ def _configs(legacy: dict[str, Any], evaluation: EvalConfig | None, final: Final
     return groups["evaluation"], groups["final"], groups["rescore"]
 
 
+def _strategy_settings(strategy: str, params: dict[str, Any], preset: str,
+                       episodes: int | None) -> dict[str, Any]:
+    """``params`` plus the shared settings ``strategy`` takes (``Strategy.takes``), checked by
+    building the strategy once: an unknown name or setting fails before any data is read."""
+    takes = STRATEGIES.get(strategy).takes
+    settings = dict(params)
+    if "preset" in takes:
+        settings.setdefault("preset", preset)
+    if episodes is not None:
+        if "episodes" not in takes:
+            raise ConfigError(f"strategy {strategy!r} runs no episodes, so episodes= does not "
+                              "apply; drop it, or choose one of "
+                              f"{', '.join(strategies_taking('episodes'))}")
+        settings["episodes"] = episodes
+    get_strategy(strategy, **settings)
+    return settings
+
+
 def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable | str,
            budgets: Sequence[Budget] | Mapping[str, str], strategy: str = DEFAULT_STRATEGY, *,
            specs: Sequence[LayerSpec] | None = None, space: BitSpace | None = None,
@@ -157,16 +175,7 @@ def search(model: nn.Module | str, data: Any, cost_model: CostModel | CostTable 
     """
     legacy = {k: strategy_params.pop(k) for k in list(strategy_params) if k in _LEGACY}
     evaluation, final, rescore = _configs(legacy, evaluation, final, rescore)
-    takes = STRATEGIES.get(strategy).takes  # an unknown name fails here, before any I/O
-    if "preset" in takes:
-        strategy_params.setdefault("preset", preset)
-    if episodes is not None:
-        if "episodes" not in takes:
-            raise ConfigError(f"strategy {strategy!r} runs no episodes, so episodes= does not "
-                              "apply; drop it, or choose one of "
-                              f"{', '.join(strategies_taking('episodes'))}")
-        strategy_params["episodes"] = episodes
-    get_strategy(strategy, **strategy_params)  # unknown parameters fail before any I/O
+    strategy_params = _strategy_settings(strategy, strategy_params, preset, episodes)
     target = resolve_device(device)
     if run_dir is not None:
         check_run_dir(run_dir, resume)  # before any slow work; nothing written if refused
