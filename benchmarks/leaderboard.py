@@ -141,10 +141,19 @@ def parse_strategy(strategy: str) -> tuple[str, dict[str, Any], Any]:
     return name, params, RescoreConfig(int(top) if top else 0, steps=0)
 
 
-def estimate(rows: list[tuple], samples: int, finetune_steps: int) -> float:
-    """Rough CPU hours of ``rows`` (see EVAL_SECONDS)."""
+def estimate(rows: list[tuple], samples: int, finetune_steps: int,
+             measured: list[dict[str, Any]] | None = None) -> float:
+    """Rough CPU hours of ``rows``: the mean wall seconds of finished rows of the same regime,
+    model and strategy where there are some, else EVAL_SECONDS x EVALUATIONS."""
+    seen: dict[tuple, list[float]] = defaultdict(list)
+    for r in measured or []:
+        if r.get("wall_seconds") is not None:
+            seen[(r["regime"], r["model"], r["strategy"])].append(r["wall_seconds"])
     seconds = 0.0
     for regime, model, _, strategy, _ in rows:
+        if seen.get((regime, model, strategy)):
+            seconds += statistics.fmean(seen[(regime, model, strategy)])
+            continue
         per_eval = EVAL_SECONDS[model] * samples / 1000
         seconds += EVALUATIONS.get(strategy.partition("/")[0], 100) * per_eval + 20
         seconds += finetune_steps * 0.5 if regime == "B" else 0
@@ -286,7 +295,8 @@ def main() -> None:
     if args.estimate:
         todo = [r for r in rows if not results.done(row_key(*r))]
         print(f"{len(rows)} rows, {len(todo)} to run, about "
-              f"{estimate(todo, args.samples, args.finetune_steps):.1f} CPU hours")
+              f"{estimate(todo, args.samples, args.finetune_steps, list(results)):.1f} CPU "
+              "hours")
         return
     if args.markdown or args.figure:
         table = summary(list(results))

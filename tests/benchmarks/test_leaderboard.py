@@ -81,3 +81,12 @@ def test_pivot_puts_budgets_in_rows_and_strategies_in_columns(leaderboard) -> No
     assert lines[0] == "**m1, regime A** (float 92.00 %)"
     assert lines[2] == "| budget | uniform | ohq | haq@100 |"
     assert lines[4] == "| lat-w4a4 | 88.00, 1 s | 91.00, 3 s | 90.50 (90.00–91.00), 1 s |"
+
+
+def test_estimate_uses_the_rows_already_measured(leaderboard) -> None:
+    rows = [("A", "mobilenetv1-fmnist", "lat-w4a4", "ohq", 0),
+            ("A", "mobilenetv1-fmnist", "size-w3", "ohq", 0)]
+    measured = [{"regime": "A", "model": "mobilenetv1-fmnist", "strategy": "ohq",
+                 "wall_seconds": s} for s in (30.0, 42.0)]
+    assert leaderboard.estimate(rows, 500, 0, measured) == pytest.approx(2 * 36.0 / 3600)
+    assert leaderboard.estimate(rows, 500, 0) != leaderboard.estimate(rows, 500, 0, measured)
