@@ -248,11 +248,13 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = sorted({(r["regime"], r["model"]) for r in rows})
+    every = sorted({r["strategy"] for r in rows}, key=_column_order)
+    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(every)}
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (regime, model) in zip(axes[0], panels, strict=True):
         mine = [r for r in rows if (r["regime"], r["model"]) == (regime, model)]
-        budgets = sorted({r["budget"] for r in mine})
-        strategies = sorted({r["strategy"] for r in mine})
+        budgets = [b for b in BUDGETS if any(r["budget"] == b for r in mine)]
+        strategies = sorted({r["strategy"] for r in mine}, key=_column_order)
         width = 0.8 / len(strategies)
         for i, strategy in enumerate(strategies):
             xs, ys, errs = [], [], [[], []]
@@ -263,14 +265,14 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
                         ys.append(r["mean"])
                         errs[0].append(r["mean"] - r["low"])
                         errs[1].append(r["high"] - r["mean"])
-            ax.bar(xs, ys, width, yerr=errs, label=strategy)
+            ax.bar(xs, ys, width, yerr=errs, label=strategy, color=colours[strategy])
         ax.axhline(mine[0]["float"], color="black", linestyle="--", linewidth=1, label="float")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(budgets))], budgets)
-        low = min(r["low"] for r in mine)
-        ax.set_ylim(max(0.0, low - 2), mine[0]["float"] + 1)
+        # the axis starts 8 points under float: a collapsed uniform W3A3 runs off the bottom
+        ax.set_ylim(mine[0]["float"] - 8, mine[0]["float"] + 1)
         ax.set_title(f"{model}, regime {regime}")
         ax.set_ylabel("test top-1 (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="lower left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
