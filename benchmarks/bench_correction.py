@@ -26,12 +26,12 @@ from haq.finetune import evaluate
 from haq.models import create, example_input, info
 from haq.policy import Policy
 from haq.quantize import (
-    DEFAULT_CALIBRATION_BATCHES,
     QuantConfig,
     calibrate_,
     prepare_,
     set_policy_,
 )
+from haq.search import calibration_batches
 from haq.specs import extract_specs
 
 SIZES = (128, 256, 512, 1024)
@@ -57,9 +57,7 @@ def main() -> None:
         net = create(model, pretrained=True).eval()
         specs = extract_specs(net, example_input(model))
         splits = hdata.load(info(model).dataset)
-        batches = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
-        calibration = [x for x, _ in zip(batches, range(DEFAULT_CALIBRATION_BATCHES),
-                                         strict=False)]
+        calibration = calibration_batches(splits.train)
         heldout = torch.utils.data.Subset(splits.heldout, range(500))
         for size in SIZES:
             key = f"{model}/{size}"

@@ -28,7 +28,8 @@ from haq import data as hdata
 from haq.finetune import evaluate
 from haq.models import create, example_input, info
 from haq.policy import Policy
-from haq.quantize import DEFAULT_CALIBRATION_BATCHES, QuantConfig, apply_policy_
+from haq.quantize import QuantConfig, apply_policy_
+from haq.search import calibration_batches
 from haq.specs import extract_specs
 
 MODELS = ("mobilenetv1-fmnist", "mobilenetv2-fmnist", "resnet20-fmnist")
@@ -98,9 +99,7 @@ def main() -> None:
         net = create(model, pretrained=True).eval()
         specs = extract_specs(net, example_input(model))
         splits = hdata.load(info(model).dataset)
-        loader = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=0)
-        calibration = [x for x, _ in zip(loader, range(DEFAULT_CALIBRATION_BATCHES),
-                                         strict=False)]
+        calibration = calibration_batches(splits.train)
         key = f"{model}/float"
         if not results.done(key):
             results.add(key, model=model, config="float", accuracy=evaluate(net, splits.test))

@@ -1,12 +1,22 @@
-"""The real entry point, run in a temporary directory."""
+"""Shared fixtures: the real entry point run in a temporary directory; one torch thread."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from haq.cli.__main__ import main
+from haq.threads import single_thread
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test (modules opt in with ``pytestmark``), so results do
+    not depend on the thread count and tests do not oversubscribe a shared machine."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture

@@ -54,3 +54,20 @@ def load_callable(target: str, what: str) -> Callable[..., Any]:
         raise ConfigError(f"{path} has no function {attr!r}; the {what} must be "
                           "path/to/file.py:function")
     return function
+
+
+def call_factory(target: str, what: str) -> Any:
+    """What ``path/to/file.py:name()`` returns, called with no arguments; ``what`` names the
+    factory in errors (``"model factory"``, ``"data factory"``).
+
+    Raises:
+        ConfigError: the factory cannot be loaded (``load_callable``) or its call raises.
+    """
+    from haq.errors import ConfigError
+
+    factory = load_callable(target, what)
+    try:
+        return factory()
+    except Exception as err:  # the user's code: say what broke, not where inside haq
+        raise ConfigError(f"{target}() raised {one_line(err)}; fix the factory (it is called "
+                          "with no arguments)") from None

@@ -4,13 +4,10 @@ each mistake is one line and exit code 2. Runs the real entry point."""
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
 import numpy as np
 import pytest
-
-from haq.cli.__main__ import main
 
 NET = textwrap.dedent("""
     import torch
@@ -52,24 +49,13 @@ def _digits(root, per_class=(6, 3, 3)):
     return root
 
 
-@pytest.fixture
-def haq(capsys, monkeypatch, tmp_path):
-    """``haq(*args) -> (exit code, output with whitespace collapsed)``, run in ``tmp_path``."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HAQ_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture(autouse=True)
+def _user_files(tmp_path):
+    """The user's files the commands name, in the directory ``haq`` (tests/conftest.py) runs in."""
     (tmp_path / "net.py").write_text(NET)
     (tmp_path / "metrics.py").write_text(METRICS)
     (tmp_path / "factories.py").write_text(FACTORIES)
     _digits(tmp_path / "digits")
-
-    def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["haq", *args])
-        with pytest.raises(SystemExit) as done:
-            main()
-        out = capsys.readouterr()
-        return done.value.code, " ".join((out.out + out.err).split())
-
-    return run
 
 
 SEARCH = ["search", "net.py:build", "--latency", "0.5", "--strategy", "random", "--episodes",

@@ -4,30 +4,16 @@ before any work, and ``--device``: run through the real entry point (exit code 2
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+import haq_user_net
 from haq.cost import CostTable, get
 from haq.policy import Policy
 from haq.specs import extract_specs
 
-NET = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    def build():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(4 * 64, 4))
-
-    def pooled():  # takes any resolution, so only the shape check can catch a wrong one
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-                             nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 4))
-""")
 SEARCH = ["--dataset", "synthetic", "--latency", "0.6", "--strategy", "haq", "--episodes", "2",
           "--eval-samples", "8", "-p", "warmup=1", "-p", "hidden=8"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -35,13 +21,11 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has
 
 @pytest.fixture(autouse=True)
 def _net(tmp_path):
-    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
 
 
 def _pooled_specs(shape: tuple[int, ...]) -> list:
-    namespace: dict = {}
-    exec(NET, namespace)
-    return extract_specs(namespace["pooled"](), torch.zeros(1, *shape))
+    return extract_specs(haq_user_net.pooled(), torch.zeros(1, *shape))
 
 
 def test_specs_traces_a_model_file_at_the_given_shape(haq) -> None:
@@ -151,9 +135,7 @@ def test_compare_runs_strategies_on_a_model_file(haq, tmp_path) -> None:
 
 
 def test_export_checks_a_model_file_at_the_datas_shape(haq, tmp_path) -> None:
-    namespace: dict = {}
-    exec(NET, namespace)
-    specs = extract_specs(namespace["build"](), torch.zeros(1, 1, 8, 8))
+    specs = extract_specs(haq_user_net.build(), torch.zeros(1, 1, 8, 8))
     Policy.uniform(specs, 4, 8).save(tmp_path / "p.json")
     code, out = haq("export", "net.py:build", "p.json", "--dataset", "synthetic", "--format",
                     "packed", "--out", "m.safetensors", "--check", "--calib-batches", "2",

@@ -4,13 +4,13 @@ and match what the library computes for the same model, policy and calibration b
 from __future__ import annotations
 
 import json
-import textwrap
 from itertools import islice
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import haq_user_net
 from haq.cli.__main__ import _register, app
 from haq.data import loader, synthetic
 from haq.finetune import evaluate
@@ -21,36 +21,20 @@ from haq.specs import extract_specs
 _register()
 runner = CliRunner()
 
-NET = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    def build():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(4 * 64, 4))
-
-    def pooled():  # takes any resolution, so only the shape check can catch a wrong one
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-                             nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 4))
-""")
 
 
 @pytest.fixture
 def tiny(monkeypatch, tmp_path):
     """(float model, quantized as the commands do it, data, policy path, MODEL argument)."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "net.py").write_text(NET)
-    namespace: dict = {}
-    exec(NET, namespace)
-    net = namespace["build"]().eval()
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
+    net = haq_user_net.build().eval()
     data = synthetic()
     policy = Policy.uniform(extract_specs(net, data.train[0][0][None]), 4, 8)
     path = tmp_path / "policy.json"
     policy.save(path)
     batches = [x for x, _ in islice(loader(data.train, 128, shuffle=True, seed=0), 8)]
-    quantized = apply_policy_(namespace["build"]().eval(), policy, batches, QuantConfig())
+    quantized = apply_policy_(haq_user_net.build().eval(), policy, batches, QuantConfig())
     return net, quantized, data, path, "net.py:build"
 
 

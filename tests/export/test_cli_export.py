@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import onnx
@@ -14,6 +13,7 @@ import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
+import haq_user_net
 from haq.cli.__main__ import _register, app
 from haq.errors import ExportError
 from haq.models import create, example_input
@@ -23,15 +23,6 @@ from haq.specs import extract_specs
 _register()
 runner = CliRunner()
 
-MODEL_FILE = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    def build():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(4 * 64, 4))
-""")
 
 
 @pytest.fixture
@@ -75,7 +66,7 @@ def test_user_mistake_is_one_line_and_exit_code_2(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_search_export_writes_the_best_model_into_the_run(tmp_path) -> None:
-    (tmp_path / "net.py").write_text(MODEL_FILE)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["search", f"{tmp_path / 'net.py'}:build", "--dataset",
                                  "synthetic", "--input-shape", "1,8,8", "--size", "0.5",
@@ -99,7 +90,7 @@ def test_export_weights_exports_the_fine_tuned_state(tmp_path) -> None:
     from haq.export import load_packed
     from haq.policy import LayerBits
 
-    (tmp_path / "net.py").write_text(MODEL_FILE)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
     policy = Policy({"0": LayerBits(4, 8), "3": LayerBits(8, 6)})
     policy.save(tmp_path / "p.json")
     spec = importlib.util.spec_from_file_location("net", tmp_path / "net.py")

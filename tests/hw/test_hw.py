@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,9 @@ from haq.errors import CostModelError
 from haq.hw import int8_layer, median_ms, profile, validate
 from haq.policy import LayerBits, Policy
 from haq.specs import extract_specs
-from haq.testing import single_thread
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
 def _model() -> nn.Module:

@@ -7,7 +7,6 @@ best policy must meet every budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,13 @@ from haq.policy import BitSpace
 from haq.runs import Journal, RunLayout
 from haq.search import available_strategies, get_strategy
 from haq.search.rl import BitEnv, Step
-from haq.testing import FAST_PARAMS, single_thread, tiny_problem
+from haq.testing import FAST_PARAMS, tiny_problem
 
 W_SET, A_SET = (2, 4, 8), (4, 8)
 SPACE = BitSpace(w_bits=W_SET, a_bits=A_SET)
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _journalled_bits(record: dict) -> list[tuple[list, list]]:

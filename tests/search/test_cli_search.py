@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 from typer.testing import CliRunner
 
+import haq_user_net
 from haq.cli.__main__ import _register, app
 
 _register()
 runner = CliRunner()
 
-MODEL_FILE = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    def build():
-        torch.manual_seed(0)  # user code may seed globally; haq itself never does
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(4 * 64, 4))
-""")
 
 
 def test_search_cli_runs_journals_and_refuses_to_overwrite(tmp_path) -> None:
-    (tmp_path / "net.py").write_text(MODEL_FILE)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
     run_dir = tmp_path / "run"
     args = ["search", f"{tmp_path / 'net.py'}:build", "--dataset", "synthetic",
             "--input-shape", "1,8,8", "--hardware", "bismo-edge", "--latency", "0.6",
@@ -85,7 +76,7 @@ def test_the_help_names_the_default_strategy() -> None:
 def test_search_without_a_strategy_runs_the_default_and_refuses_episodes(tmp_path, haq) -> None:
     from haq.search import DEFAULT_STRATEGY
 
-    (tmp_path / "net.py").write_text(MODEL_FILE)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
     args = ["search", f"{tmp_path / 'net.py'}:build", "--dataset", "synthetic",
             "--input-shape", "1,8,8", "--latency", "0.6", "--eval-samples", "32"]
     result = runner.invoke(app, [*args, "--run", str(tmp_path / "run")])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,9 @@ import torch.utils.data
 
 from haq.errors import ConfigError
 from haq.search.compare import compare, uniform_policy, write_comparison
-from haq.testing import single_thread, tiny_problem
+from haq.testing import tiny_problem
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.slow

@@ -21,16 +21,11 @@ from haq.testing import (
     ConformanceError,
     check_strategy,
     quality_problem,
-    single_thread,
     tiny_problem,
     uniform_reference,
 )
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.slow

@@ -18,13 +18,9 @@ from haq.quantize import QuantConfig
 from haq.search.hawq import HawqStrategy, gauss_newton_traces, perturbations
 from haq.search.ohq._oneshot import problem_constraints
 from haq.specs import extract_specs
-from haq.testing import brute_force_choice, single_thread, tiny_problem
+from haq.testing import brute_force_choice, tiny_problem
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _seeded(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,13 +14,9 @@ from haq.search.hgq._cost import TableCost, interpolate_bilinear
 from haq.search.hgq._layers import wrap_model
 from haq.search.hgq._strategy import project
 from haq.search.hgq._train import BetaControl, pareto_insert
-from haq.testing import single_thread, tiny_problem
+from haq.testing import tiny_problem
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_paper_schedule_warms_up_then_ramps_geometrically() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -11,13 +10,8 @@ from torch import nn
 
 from haq.search.hgq import FixedPointQuantizer, exact_weight_widths, fixed_quantize, weight_widths
 from haq.search.hgq._layers import HgqLayer
-from haq.testing import single_thread
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_forward_lies_on_the_grid_and_rounds_half_up() -> None:

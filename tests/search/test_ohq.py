@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -18,13 +16,9 @@ from haq.search.ohq import (
     synthetic_inputs,
 )
 from haq.search.ohq._oneshot import problem_constraints
-from haq.testing import brute_force_choice, single_thread, tiny_problem
+from haq.testing import brute_force_choice, tiny_problem
 
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from haq.search import (
     FinalConfig,
     RescoreConfig,
     build_problem,
+    calibration_batches,
     final_scorer,
     run_strategy,
 )
@@ -39,6 +40,9 @@ def test_build_problem_is_deterministic_and_holds_what_search_records(trained, t
     assert len(first.calibration) == len(second.calibration) > 0
     for a, b in zip(first.calibration, second.calibration, strict=True):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    # the batches `haq apply --seed 2` and `haq export --seed 2` calibrate on
+    for a, b in zip(first.calibration, calibration_batches(data.train, 2), strict=True):
+        assert torch.equal(a[0], b[0])
     # size comes from the hardware-independent model beside bismo-edge's own metrics
     assert {"latency", "size", "bops"} <= set(first.table.metrics)
     assert first.provenance["cost_model"]["added_metrics"] == ["bops", "size"]

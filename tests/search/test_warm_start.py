@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,12 @@ from haq.errors import ConfigError
 from haq.search import get_strategy
 from haq.search.ohq import OhqStrategy
 from haq.search.rl import HaqConfig
-from haq.testing import single_thread, tiny_problem
+from haq.testing import tiny_problem
 
 FAST = {"episodes": 5, "warmup": 2, "hidden": 16, "batch_size": 8}
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

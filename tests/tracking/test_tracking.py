@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+import haq_user_net
 from haq.errors import ConfigError
 from haq.tracking import episode_scalars, open_tracker
 
-NET = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    def build():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(4 * 64, 4))
-""")
 EPISODES = 3
 SEARCH = ["search", "net.py:build", "--dataset", "synthetic", "--latency", "0.6",
           "--strategy", "haq", "--episodes", str(EPISODES), "--eval-samples", "16",
@@ -30,7 +21,7 @@ SEARCH = ["search", "net.py:build", "--dataset", "synthetic", "--latency", "0.6"
 
 @pytest.fixture(autouse=True)
 def _net(tmp_path, monkeypatch):
-    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "net.py").write_text(haq_user_net.SOURCE)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 

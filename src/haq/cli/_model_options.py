@@ -159,12 +159,11 @@ def calibrated(float_net: Any, policy: Any, splits: Any, config: Any, *, seed: i
     shuffled with ``seed``. ``float_net`` itself is left as it is."""
     import copy
 
-    from haq import data as hdata
     from haq.quantize import apply_policy_
+    from haq.search import calibration_batches
 
     model = copy.deepcopy(float_net).to(device)
-    train = hdata.loader(splits.train, batch_size=128, shuffle=True, seed=seed)
-    calibration = [batch for batch, _ in zip(train, range(calib_batches), strict=False)]
+    calibration = calibration_batches(splits.train, seed, calib_batches)
     apply_policy_(model, policy, calibration, config)
     return model, calibration
 
@@ -208,14 +207,9 @@ def _load_factory(target: str) -> Any:
     from torch import nn
 
     from haq.errors import ConfigError
-    from haq.usercode import load_callable, one_line
+    from haq.usercode import call_factory
 
-    factory = load_callable(target, "model factory")
-    try:
-        model = factory()
-    except Exception as err:
-        raise ConfigError(f"{target}() raised {one_line(err)}; fix the factory (it is called "
-                          "with no arguments)") from None
+    model = call_factory(target, "model factory")
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{target} returned {type(model).__name__}, not an nn.Module")
     return model.eval()

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from haq.data._folder import ImageTransform, folder_splits
 from haq.data._stream import Split, first_batch
 from haq.errors import ConfigError
-from haq.usercode import is_target, load_callable, one_line
+from haq.usercode import call_factory, is_target
 
 _KEYS = {"train": "train", "heldout": "heldout", "val": "heldout", "validation": "heldout",
          "test": "test"}
@@ -103,12 +103,7 @@ def from_factory(target: str) -> DataSplits:
         ConfigError: the file or function cannot be loaded, the call fails, or it returns
             something other than splits.
     """
-    factory = load_callable(target, "data factory")
-    try:
-        made = factory()
-    except Exception as err:
-        raise ConfigError(f"{target}() raised {one_line(err)}; fix the factory (it is called "
-                          "with no arguments)") from None
+    made = call_factory(target, "data factory")
     if isinstance(made, DataSplits):
         return made
     if not isinstance(made, Mapping | list | tuple):

@@ -43,6 +43,7 @@ def _load_builtin_strategies() -> None:
 # public names imported lazily (they pull in torch, data and every stage): name -> module
 _LAZY = {"search": "haq.search.api", "run_strategy": "haq.search.api",
          "build_problem": "haq.search._problem", "EvalConfig": "haq.search._problem",
+         "calibration_batches": "haq.search._problem",
          "table_hash": "haq.search._problem",
          "CALIBRATION_BATCH": "haq.search._problem", "FinalConfig": "haq.search._final",
          "final_scorer": "haq.search._final", "RescoreConfig": "haq.search._rescore",
@@ -81,6 +82,7 @@ __all__ = [
     "SearchResult",
     "Strategy",
     "available_strategies",
+    "calibration_batches",
     "build_problem",
     "final_scorer",
     "get_strategy",

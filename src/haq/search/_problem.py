@@ -73,6 +73,14 @@ class EvalConfig:
                               f"{self.correction_images!r}")
 
 
+def calibration_batches(train: Any, seed: int = 0,
+                        batches: int = DEFAULT_CALIBRATION_BATCHES) -> list[Any]:
+    """The batches every calibration of a run uses: the first ``batches`` batches of
+    ``CALIBRATION_BATCH`` samples of ``train`` shuffled with ``seed`` (a search, ``haq apply``
+    and ``haq export`` with the same seed calibrate identically)."""
+    return list(islice(loader(train, CALIBRATION_BATCH, shuffle=True, seed=seed), batches))
+
+
 def eval_batch_size(input_shape: Sequence[int]) -> int:
     """Images per held-out scoring batch for inputs of ``input_shape`` (see EVAL_BATCH_ELEMENTS)."""
     return max(1, min(MAX_EVAL_BATCH, EVAL_BATCH_ELEMENTS // max(1, math.prod(input_shape))))
@@ -228,8 +236,7 @@ def build_problem(model: nn.Module | str, data: Any,
     samples = evaluation.samples if size is None or evaluation.samples is None \
         else min(evaluation.samples, size)
     heldout = head(splits.heldout, samples)
-    calibration = list(islice(loader(splits.train, CALIBRATION_BATCH, shuffle=True, seed=seed),
-                              DEFAULT_CALIBRATION_BATCHES))  # draw only the batches kept
+    calibration = calibration_batches(splits.train, seed)
     batch = eval_batch_size(splits.input_shape)
     evaluator = EpisodeEvaluator(net, specs, heldout=heldout, calibration=calibration,
                                  quant_config=quant_config, train_data=splits.train,
